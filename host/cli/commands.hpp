@@ -1,0 +1,39 @@
+// Subcommands of `jepa`. Each registers its options on the parent CLI11 app and returns the
+// action to run when it was chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace jepa::loader {
+class Registry;
+}
+
+namespace jepa::cli {
+
+// A usage error found after parsing (unknown plugin id, bad grid, ...): exit status 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct GlobalOptions {
+  std::vector<std::string> plugin_paths;
+};
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+// The registry over the default folders, $JEPA_PLUGIN_PATH and --plugin-path.
+loader::Registry discover_plugins(const GlobalOptions& global);
+
+Command add_plugins_command(CLI::App& parent, const GlobalOptions& global);
+Command add_masks_command(CLI::App& parent, const GlobalOptions& global);
+
+}  // namespace jepa::cli

@@ -1,0 +1,40 @@
+// A live masking component: created through the plugin's C table, destroyed by the plugin, and
+// holding its library loaded for as long as it lives.
+#pragma once
+
+#include "loader/component_info.hpp"
+#include "loader/param_set.hpp"
+
+#include <jepa/sdk/masking.hpp>
+
+#include <memory>
+#include <stdexcept>
+
+namespace jepa::loader {
+
+// A plugin call failed; the message names the plugin and component.
+struct PluginError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class MaskingStrategy {
+ public:
+  // `params` must be complete and checked (see config::resolve_params).
+  MaskingStrategy(const ComponentInfo& component, const ParamSet& params);
+
+  sdk::MaskSample sample(const sdk::MaskRequest& request);
+  const ComponentInfo& component() const { return *component_; }
+
+ private:
+  struct Destroy {
+    void (*destroy)(void*);
+    void operator()(void* p) const { destroy(p); }
+  };
+  // Declared first so it is released last: the instance's code lives in this library.
+  std::shared_ptr<boost::dll::shared_library> library_;
+  std::unique_ptr<void, Destroy> instance_;
+  const jepa_masking_api* api_;
+  const ComponentInfo* component_;
+};
+
+}  // namespace jepa::loader
