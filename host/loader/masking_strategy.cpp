@@ -10,7 +10,7 @@ MaskingStrategy::MaskingStrategy(const ComponentInfo& component, const ParamSet&
     : library_(component.plugin->library),
       instance_(nullptr, Destroy{component.table->destroy}),
       api_(static_cast<const jepa_masking_api*>(component.table->api)),
-      component_(&component) {
+      label_(component.label()) {
   if (component.kind != Kind::masking) throw PluginError(component.label() + " is not a masking strategy");
   CParamView view(params);
   jepa_error error{};
@@ -30,11 +30,11 @@ sdk::MaskSample MaskingStrategy::sample(const sdk::MaskRequest& request) {
   jepa_mask_result res{};
   jepa_error error{};
   if (api_->sample(instance_.get(), &req, &res, &error) != 0) {
-    throw PluginError(fmt::format("{}: sample failed: {}", component_->label(), error.message));
+    throw PluginError(fmt::format("{}: sample failed: {}", label_, error.message));
   }
   const int64_t cells = static_cast<int64_t>(request.grid_height) * request.grid_width;
   auto bad = [&](const char* why) {
-    return PluginError(fmt::format("{}: sample returned an invalid result: {}", component_->label(), why));
+    return PluginError(fmt::format("{}: sample returned an invalid result: {}", label_, why));
   };
   if (res.batch_size != request.batch_size) throw bad("batch size differs from the request");
   if (res.context_blocks < 1 || res.target_blocks < 1) throw bad("no context or no target block");

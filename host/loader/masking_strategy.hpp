@@ -8,6 +8,7 @@
 #include <jepa/sdk/masking.hpp>
 
 #include <memory>
+#include <string>
 #include <stdexcept>
 
 namespace jepa::loader {
@@ -23,7 +24,8 @@ class MaskingStrategy {
   MaskingStrategy(const ComponentInfo& component, const ParamSet& params);
 
   sdk::MaskSample sample(const sdk::MaskRequest& request);
-  const ComponentInfo& component() const { return *component_; }
+  // "masking 'multiblock' (plugin masking-multiblock)": a copy, valid after the registry is gone.
+  const std::string& label() const { return label_; }
 
  private:
   struct Destroy {
@@ -34,7 +36,7 @@ class MaskingStrategy {
   std::shared_ptr<boost::dll::shared_library> library_;
   std::unique_ptr<void, Destroy> instance_;
   const jepa_masking_api* api_;
-  const ComponentInfo* component_;
+  std::string label_;
 };
 
 }  // namespace jepa::loader

@@ -5,6 +5,9 @@
 
 #include <jepa/sdk/abi.h>
 
+// A C++ standard header first: it defines _GLIBCXX_USE_CXX11_ABI, which the checks below read.
+#include <cstddef>
+
 #if defined(JEPA_SDK_WITH_TORCH)
 #include <torch/version.h>
 #define JEPA_SDK_FP_TORCH TORCH_VERSION

@@ -1,0 +1,148 @@
+// The loader against deliberately broken plugins: each failure has its own message, and
+// discovery goes on past it.
+#include "config/params.hpp"
+#include "loader/masking_strategy.hpp"
+#include "loader/registry.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+using jepa::loader::Kind;
+using jepa::loader::Registry;
+
+namespace {
+
+fs::path fixture(const char* name) { return fs::path(JEPA_FIXTURE_DIR) / name; }
+
+// Loads one fixture folder together with the real plugin folder, so every test also checks that
+// a bad library does not stop the good ones from loading.
+Registry load_with_builtins(const char* name) {
+  return Registry::discover({fixture(name), fs::path(JEPA_PLUGIN_DIR)});
+}
+
+std::string single_rejection(const Registry& reg) {
+  EXPECT_EQ(reg.rejected().size(), 1u);
+  EXPECT_NE(reg.find(Kind::masking, "multiblock"), nullptr) << "discovery stopped at the bad plugin";
+  return reg.rejected().empty() ? "" : reg.rejected()[0].reason;
+}
+
+}  // namespace
+
+TEST(Loader, LoadsBuiltinMaskingPlugins) {
+  const Registry reg = Registry::discover({JEPA_PLUGIN_DIR});
+  EXPECT_TRUE(reg.rejected().empty());
+  for (const char* id : {"multiblock", "random", "block"}) {
+    const auto* c = reg.find(Kind::masking, id);
+    ASSERT_NE(c, nullptr) << id;
+    EXPECT_FALSE(c->cxx_interface);
+    EXPECT_EQ(c->plugin->sha256.size(), 64u);
+  }
+}
+
+TEST(Loader, NoEntrySymbol) {
+  const auto reason = single_rejection(load_with_builtins("no_entry"));
+  EXPECT_NE(reason.find("no entry symbol 'jepa_plugin_entry'"), std::string::npos) << reason;
+}
+
+TEST(Loader, NotASharedLibrary) {
+  const auto reason = single_rejection(load_with_builtins("garbage"));
+  EXPECT_NE(reason.find("cannot be loaded"), std::string::npos) << reason;
+}
+
+TEST(Loader, AbiMajorMismatchShowsBothSides) {
+  const auto reason = single_rejection(load_with_builtins("abi_major"));
+  EXPECT_NE(reason.find("SDK ABI major 2 (plugin) != 1 (host)"), std::string::npos) << reason;
+}
+
+TEST(Loader, NewerAbiMinorRejected) {
+  const auto reason = single_rejection(load_with_builtins("abi_minor"));
+  EXPECT_NE(reason.find("SDK ABI 1.1 (plugin) is newer than 1.0 (host)"), std::string::npos) << reason;
+}
+
+TEST(Loader, FingerprintMismatchForCxxComponents) {
+  const auto reason = single_rejection(load_with_builtins("fingerprint"));
+  EXPECT_NE(reason.find("build fingerprint differs (torch version"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("plugin [torch 0.0.0-fixture"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("host [torch "), std::string::npos) << reason;
+}
+
+TEST(Loader, CMaskingPluginIgnoresTorchFingerprint) {
+  const Registry reg = Registry::discover({fixture("portable")});
+  EXPECT_TRUE(reg.rejected().empty());
+  EXPECT_NE(reg.find(Kind::masking, "portable_masks"), nullptr);
+}
+
+TEST(Loader, RegistrationThatThrowsGivesNoDescriptor) {
+  const auto reason = single_rejection(load_with_builtins("null_descriptor"));
+  EXPECT_NE(reason.find("returned no descriptor"), std::string::npos) << reason;
+}
+
+TEST(Loader, InvalidDefaultInSchema) {
+  const auto reason = single_rejection(load_with_builtins("bad_default"));
+  EXPECT_NE(reason.find("parameter 'blocks': invalid default: 99 is outside the allowed range [1, 8]"),
+            std::string::npos)
+      << reason;
+}
+
+TEST(Loader, DuplicateIdNamesBothPaths) {
+  const Registry reg = Registry::discover({fixture("duplicate")});
+  ASSERT_EQ(reg.rejected().size(), 1u);
+  ASSERT_EQ(reg.plugins().size(), 1u);
+  const auto& r = reg.rejected()[0];
+  const std::string first = reg.plugins()[0]->path.string();
+  EXPECT_NE(r.reason.find("duplicate masking id 'dup_masks'"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find(first), std::string::npos) << r.reason;
+  EXPECT_NE(r.path.string(), first);
+}
+
+TEST(Loader, MissingFolderIsReportedNotFatal) {
+  const Registry reg = Registry::discover({"/nonexistent/jepa/plugins", JEPA_PLUGIN_DIR});
+  ASSERT_EQ(reg.rejected().size(), 1u);
+  EXPECT_NE(reg.rejected()[0].reason.find("does not exist"), std::string::npos);
+  EXPECT_NE(reg.find(Kind::masking, "multiblock"), nullptr);
+}
+
+TEST(Loader, SameFolderTwiceLoadsOnce) {
+  const Registry reg = Registry::discover({JEPA_PLUGIN_DIR, JEPA_PLUGIN_DIR});
+  EXPECT_TRUE(reg.rejected().empty());
+  EXPECT_EQ(reg.plugins().size(), 3u);
+}
+
+TEST(Loader, ThrowingCreateNamesPluginAndComponent) {
+  const Registry reg = Registry::discover({fixture("throwing")});
+  const auto* c = reg.find(Kind::masking, "throwing_masks");
+  ASSERT_NE(c, nullptr);
+  try {
+    jepa::loader::MaskingStrategy s(*c, jepa::loader::ParamSet::defaults(*c));
+    FAIL() << "create should have thrown";
+  } catch (const jepa::loader::PluginError& e) {
+    EXPECT_STREQ(e.what(),
+                 "masking 'throwing_masks' (plugin fixture-throwing): create failed: fixture: create always throws");
+  }
+}
+
+TEST(Loader, ThrowingCreateOnRequestIsReportedAndTheNextCreateWorks) {
+  const Registry reg = Registry::discover({fixture("good")});
+  const auto* c = reg.find(Kind::masking, "fixture_masks");
+  ASSERT_NE(c, nullptr);
+  const auto failing = jepa::config::resolve_params(*c, {{"fail", "true"}});
+  EXPECT_THROW(jepa::loader::MaskingStrategy(*c, failing), jepa::loader::PluginError);
+  jepa::loader::MaskingStrategy ok(*c, jepa::loader::ParamSet::defaults(*c));
+  EXPECT_EQ(ok.sample({4, 5, 2, 0, 0}).target_blocks, 2);
+}
+
+TEST(Loader, LibraryStaysLoadedWhileItsObjectsLive) {
+  std::unique_ptr<jepa::loader::MaskingStrategy> strategy;
+  {
+    const Registry reg = Registry::discover({JEPA_PLUGIN_DIR});
+    const auto* c = reg.find(Kind::masking, "multiblock");
+    ASSERT_NE(c, nullptr);
+    strategy = std::make_unique<jepa::loader::MaskingStrategy>(*c, jepa::loader::ParamSet::defaults(*c));
+  }
+  // The registry (and its handles) are gone; the strategy's code must still be mapped.
+  const auto s = strategy->sample({14, 14, 4, 1, 3});
+  EXPECT_EQ(s.batch_size, 4);
+  EXPECT_EQ(s.target_blocks, 4);
+}
