@@ -33,13 +33,22 @@ void sample(benchmark::State& state, const char* id) {
   state.counters["grid"] = grid;
 }
 
-void BM_multiblock(benchmark::State& state) { sample(state, "multiblock"); }
-void BM_random(benchmark::State& state) { sample(state, "random"); }
-void BM_block(benchmark::State& state) { sample(state, "block"); }
+void BM_multiblock(benchmark::State& state) {
+  sample(state, "multiblock");
+}
+void BM_random(benchmark::State& state) {
+  sample(state, "random");
+}
+void BM_block(benchmark::State& state) {
+  sample(state, "block");
+}
 
 }  // namespace
 
-BENCHMARK(BM_multiblock)->ArgNames({"batch", "grid"})->ArgsProduct({{16, 128}, {14, 16}})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_multiblock)
+    ->ArgNames({"batch", "grid"})
+    ->ArgsProduct({{16, 128}, {14, 16}})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_random)->ArgNames({"batch", "grid"})->Args({16, 14})->Args({128, 14})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_block)->ArgNames({"batch", "grid"})->Args({16, 14})->Args({128, 14})->Unit(benchmark::kMicrosecond);
 

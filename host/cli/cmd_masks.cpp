@@ -73,8 +73,8 @@ int run_masks(const GlobalOptions& global, const MasksOptions& o) {
   const loader::Registry reg = discover_plugins(global);
   const loader::ComponentInfo* comp = reg.find(loader::Kind::masking, o.strategy);
   if (comp == nullptr) {
-    throw UsageError(fmt::format("unknown masking strategy '{}'; available: {}", o.strategy,
-                                 reg.available(loader::Kind::masking)));
+    throw UsageError(
+        fmt::format("unknown masking strategy '{}'; available: {}", o.strategy, reg.available(loader::Kind::masking)));
   }
   std::vector<std::pair<std::string, std::string>> overrides;
   for (const auto& s : o.set) overrides.push_back(config::split_assignment(s));
@@ -125,8 +125,8 @@ int run_masks(const GlobalOptions& global, const MasksOptions& o) {
   const int N = H * W;
   std::vector<std::string> kv;
   for (const auto& [k, v] : params.values) kv.push_back(k + "=" + loader::format_value(v));
-  fmt::print("{} v{} ({}), grid {}x{}, batch {}, seed {}, step {}\n", comp->id, comp->version, comp->plugin->name, H,
-             W, o.batch, o.seed, o.step);
+  fmt::print("{} v{} ({}), grid {}x{}, batch {}, seed {}, step {}\n", comp->id, comp->version, comp->plugin->name, H, W,
+             o.batch, o.seed, o.step);
   fmt::print("params    {}\n", fmt::join(kv, " "));
   fmt::print("context   {} block(s) x {} patches = {:.1f}% of {} (after truncation to the batch minimum)\n",
              st.context_blocks, st.context_length, 100.0 * st.context_length / N, N);
@@ -154,9 +154,9 @@ int run_masks(const GlobalOptions& global, const MasksOptions& o) {
 
 Command add_masks_command(CLI::App& parent, const GlobalOptions& global) {
   auto o = std::make_shared<MasksOptions>();
-  auto* sub = parent.add_subcommand("masks", "Sample a batch of masks from a masking plugin, show statistics, draw them");
-  sub->add_option("--strategy", o->strategy, "Masking component id (see `jepa plugins`), e.g. multiblock")
-      ->required();
+  auto* sub =
+      parent.add_subcommand("masks", "Sample a batch of masks from a masking plugin, show statistics, draw them");
+  sub->add_option("--strategy", o->strategy, "Masking component id (see `jepa plugins`), e.g. multiblock")->required();
   sub->add_option("--grid", o->grid, "Patch grid: N or HxW patches (224 px / patch 16 = 14)")->capture_default_str();
   sub->add_option("--batch", o->batch, "Images in the batch")->capture_default_str();
   sub->add_option("--seed", o->seed, "Seed (masks are deterministic given seed, step and parameters)")

@@ -18,15 +18,21 @@ json value_json(const loader::ParamValue& v) {
 }
 
 json fingerprint_json(const loader::Fingerprint& f) {
-  return {{"torch_version", f.torch_version}, {"device", f.device},          {"cxx11_abi", f.cxx11_abi},
-          {"compiler", f.compiler_id},        {"compiler_major", f.compiler_major},
-          {"cxx_standard", f.cxx_standard},   {"sdk_major", f.sdk_major}};
+  return {{"torch_version", f.torch_version},
+          {"device", f.device},
+          {"cxx11_abi", f.cxx11_abi},
+          {"compiler", f.compiler_id},
+          {"compiler_major", f.compiler_major},
+          {"cxx_standard", f.cxx_standard},
+          {"sdk_major", f.sdk_major}};
 }
 
 json component_json(const loader::ComponentInfo& c) {
   json params = json::array();
   for (const auto& p : c.params) {
-    json j{{"name", p.name}, {"type", loader::type_name(p.type)}, {"default", value_json(p.default_value)},
+    json j{{"name", p.name},
+           {"type", loader::type_name(p.type)},
+           {"default", value_json(p.default_value)},
            {"doc", p.doc}};
     if (p.min) j["min"] = *p.min;
     if (p.max) j["max"] = *p.max;
@@ -34,14 +40,19 @@ json component_json(const loader::ComponentInfo& c) {
     if (p.list_length != 0) j["list_length"] = p.list_length;
     params.push_back(std::move(j));
   }
-  return {{"kind", loader::kind_name(c.kind)}, {"id", c.id}, {"version", c.version}, {"doc", c.doc},
-          {"interface", c.cxx_interface ? "c++" : "c"}, {"params", std::move(params)}};
+  return {{"kind", loader::kind_name(c.kind)},
+          {"id", c.id},
+          {"version", c.version},
+          {"doc", c.doc},
+          {"interface", c.cxx_interface ? "c++" : "c"},
+          {"params", std::move(params)}};
 }
 
 std::string range_text(const loader::ParamSchema& p) {
   if (!p.choices.empty()) return fmt::format("{{{}}}", fmt::join(p.choices, ", "));
   if (p.min || p.max) {
-    return fmt::format("[{}, {}]", p.min ? fmt::format("{}", *p.min) : "-inf", p.max ? fmt::format("{}", *p.max) : "inf");
+    return fmt::format("[{}, {}]", p.min ? fmt::format("{}", *p.min) : "-inf",
+                       p.max ? fmt::format("{}", *p.max) : "inf");
   }
   return "";
 }
@@ -58,10 +69,14 @@ int run_plugins(const GlobalOptions& global, bool as_json) {
     for (const auto& p : reg.plugins()) {
       json comps = json::array();
       for (const auto& c : p->components) comps.push_back(component_json(c));
-      out["plugins"].push_back({{"path", p->path.string()}, {"name", p->name}, {"version", p->version},
-                                {"revision", p->revision}, {"sha256", p->sha256},
+      out["plugins"].push_back({{"path", p->path.string()},
+                                {"name", p->name},
+                                {"version", p->version},
+                                {"revision", p->revision},
+                                {"sha256", p->sha256},
                                 {"abi", fmt::format("{}.{}", p->abi_major, p->abi_minor)},
-                                {"fingerprint", fingerprint_json(p->fingerprint)}, {"components", std::move(comps)}});
+                                {"fingerprint", fingerprint_json(p->fingerprint)},
+                                {"components", std::move(comps)}});
     }
     out["rejected"] = json::array();
     for (const auto& r : reg.rejected()) out["rejected"].push_back({{"path", r.path.string()}, {"reason", r.reason}});
@@ -71,8 +86,8 @@ int run_plugins(const GlobalOptions& global, bool as_json) {
 
   std::vector<std::string> searched;
   for (const auto& d : reg.searched()) searched.push_back(d.string());
-  fmt::print("Searched: {}\n", searched.empty() ? std::string("(no plugin folder found)")
-                                                : fmt::format("{}", fmt::join(searched, ", ")));
+  fmt::print("Searched: {}\n",
+             searched.empty() ? std::string("(no plugin folder found)") : fmt::format("{}", fmt::join(searched, ", ")));
   fmt::print("Host: SDK ABI {}.{}, {}\n\n", JEPA_ABI_MAJOR, JEPA_ABI_MINOR, loader::host_fingerprint().describe());
   fmt::print("Plugins ({}):\n", reg.plugins().size());
   for (const auto& p : reg.plugins()) {

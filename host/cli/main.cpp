@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
 
   std::vector<Command> commands{add_plugins_command(app, global), add_masks_command(app, global)};
 
+  if (argc == 1) {
+    std::fputs(app.help().c_str(), stdout);
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

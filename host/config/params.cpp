@@ -120,8 +120,8 @@ loader::ParamSet resolve_params(const loader::ComponentInfo& component,
   for (const auto& [key, text] : overrides) {
     const loader::ParamSchema* schema = component.find_param(key);
     if (schema == nullptr) {
-      throw ConfigError(fmt::format("{}: unknown parameter '{}'; valid keys: {}", component.label(), key,
-                                    valid_keys(component)));
+      throw ConfigError(
+          fmt::format("{}: unknown parameter '{}'; valid keys: {}", component.label(), key, valid_keys(component)));
     }
     for (auto& [name, value] : set.values) {
       if (name == key) value = parse_value(component, *schema, text);

@@ -19,14 +19,23 @@ class shared_library;
 
 namespace jepa::loader {
 
-enum class Kind { masking = JEPA_KIND_MASKING, encoder = JEPA_KIND_ENCODER,
-                  predictor = JEPA_KIND_PREDICTOR, evaluator = JEPA_KIND_EVALUATOR };
+enum class Kind {
+  masking = JEPA_KIND_MASKING,
+  encoder = JEPA_KIND_ENCODER,
+  predictor = JEPA_KIND_PREDICTOR,
+  evaluator = JEPA_KIND_EVALUATOR
+};
 
 const char* kind_name(Kind kind);
 std::optional<Kind> kind_from_int(int32_t value);
 
-enum class ParamType { integer = JEPA_PARAM_INT, real = JEPA_PARAM_FLOAT, boolean = JEPA_PARAM_BOOL,
-                       string = JEPA_PARAM_STRING, list = JEPA_PARAM_LIST };
+enum class ParamType {
+  integer = JEPA_PARAM_INT,
+  real = JEPA_PARAM_FLOAT,
+  boolean = JEPA_PARAM_BOOL,
+  string = JEPA_PARAM_STRING,
+  list = JEPA_PARAM_LIST
+};
 
 const char* type_name(ParamType type);
 

@@ -7,8 +7,8 @@
 #include "loader/masking_strategy.hpp"
 #include "loader/param_set.hpp"
 
-#include <boost/dll/shared_library.hpp>
 #include <fmt/format.h>
+#include <boost/dll/shared_library.hpp>
 
 #include <memory>
 
@@ -26,8 +26,7 @@ std::shared_ptr<Interface> create_component(const ComponentInfo& component, cons
   if (raw == nullptr) throw PluginError(fmt::format("{}: create failed: {}", component.label(), error.message));
   auto destroy = component.table->destroy;
   std::shared_ptr<boost::dll::shared_library> library = component.plugin->library;
-  return std::shared_ptr<Interface>(static_cast<Interface*>(raw),
-                                    [destroy, library](Interface* p) { destroy(p); });
+  return std::shared_ptr<Interface>(static_cast<Interface*>(raw), [destroy, library](Interface* p) { destroy(p); });
 }
 
 }  // namespace jepa::loader

@@ -6,6 +6,8 @@
 
 namespace jepa::loader {
 
-Fingerprint host_fingerprint() { return Fingerprint::from_c(jepa::sdk::build_fingerprint()); }
+Fingerprint host_fingerprint() {
+  return Fingerprint::from_c(jepa::sdk::build_fingerprint());
+}
 
 }  // namespace jepa::loader

@@ -8,8 +8,8 @@
 #include <jepa/sdk/masking.hpp>
 
 #include <memory>
-#include <string>
 #include <stdexcept>
+#include <string>
 
 namespace jepa::loader {
 

@@ -3,9 +3,9 @@
 #include "loader/param_set.hpp"
 #include "loader/sha256.hpp"
 
+#include <fmt/format.h>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
@@ -23,31 +23,45 @@ namespace fs = std::filesystem;
 
 const char* kind_name(Kind kind) {
   switch (kind) {
-    case Kind::masking: return "masking";
-    case Kind::encoder: return "encoder";
-    case Kind::predictor: return "predictor";
-    case Kind::evaluator: return "evaluator";
+    case Kind::masking:
+      return "masking";
+    case Kind::encoder:
+      return "encoder";
+    case Kind::predictor:
+      return "predictor";
+    case Kind::evaluator:
+      return "evaluator";
   }
   return "unknown";
 }
 
 std::optional<Kind> kind_from_int(int32_t value) {
   switch (value) {
-    case JEPA_KIND_MASKING: return Kind::masking;
-    case JEPA_KIND_ENCODER: return Kind::encoder;
-    case JEPA_KIND_PREDICTOR: return Kind::predictor;
-    case JEPA_KIND_EVALUATOR: return Kind::evaluator;
-    default: return std::nullopt;
+    case JEPA_KIND_MASKING:
+      return Kind::masking;
+    case JEPA_KIND_ENCODER:
+      return Kind::encoder;
+    case JEPA_KIND_PREDICTOR:
+      return Kind::predictor;
+    case JEPA_KIND_EVALUATOR:
+      return Kind::evaluator;
+    default:
+      return std::nullopt;
   }
 }
 
 const char* type_name(ParamType type) {
   switch (type) {
-    case ParamType::integer: return "int";
-    case ParamType::real: return "float";
-    case ParamType::boolean: return "bool";
-    case ParamType::string: return "string";
-    case ParamType::list: return "list";
+    case ParamType::integer:
+      return "int";
+    case ParamType::real:
+      return "float";
+    case ParamType::boolean:
+      return "bool";
+    case ParamType::string:
+      return "string";
+    case ParamType::list:
+      return "list";
   }
   return "unknown";
 }
@@ -77,8 +91,8 @@ Fingerprint Fingerprint::from_c(const jepa_fingerprint& fp) {
 }
 
 std::string Fingerprint::describe() const {
-  return fmt::format("torch {}/{}, cxx11abi {}, {} {}, C++{}, sdk {}", torch_version, device, cxx11_abi,
-                     compiler_id, compiler_major, cxx_standard, sdk_major);
+  return fmt::format("torch {}/{}, cxx11abi {}, {} {}, C++{}, sdk {}", torch_version, device, cxx11_abi, compiler_id,
+                     compiler_major, cxx_standard, sdk_major);
 }
 
 std::vector<std::string> Fingerprint::differences(const Fingerprint& o) const {
@@ -143,10 +157,14 @@ std::string c_str(const char* s, const char* what) {
 
 ParamValue value_from_c(const jepa_value& v, ParamType type, const std::string& where) {
   switch (type) {
-    case ParamType::integer: return static_cast<int64_t>(v.int_value);
-    case ParamType::real: return v.float_value;
-    case ParamType::boolean: return v.bool_value != 0;
-    case ParamType::string: return c_str(v.string_value, (where + " default").c_str());
+    case ParamType::integer:
+      return static_cast<int64_t>(v.int_value);
+    case ParamType::real:
+      return v.float_value;
+    case ParamType::boolean:
+      return v.bool_value != 0;
+    case ParamType::string:
+      return c_str(v.string_value, (where + " default").c_str());
     case ParamType::list:
       if (v.list_length > 0 && v.list_values == nullptr) throw Reject(where + ": list default has no values");
       return std::vector<double>(v.list_values, v.list_values + v.list_length);
@@ -214,7 +232,8 @@ void Registry::load(const fs::path& path) {
                                d->abi_major, d->abi_minor, JEPA_ABI_MAJOR, JEPA_ABI_MINOR));
     }
     if (d->struct_size < JEPA_FIELD_END(jepa_plugin_descriptor, component_size)) {
-      throw Reject(fmt::format("descriptor of {} bytes is smaller than ABI {}.0 requires", d->struct_size, JEPA_ABI_MAJOR));
+      throw Reject(
+          fmt::format("descriptor of {} bytes is smaller than ABI {}.0 requires", d->struct_size, JEPA_ABI_MAJOR));
     }
     info->name = c_str(d->name, "plugin name");
     info->version = c_str(d->version, "plugin version");
@@ -263,7 +282,8 @@ void Registry::load(const fs::path& path) {
       const auto* pbase = reinterpret_cast<const unsigned char*>(c.params);
       std::set<std::string> names;
       for (uint32_t k = 0; k < c.n_params; ++k) {
-        const auto& spec = *reinterpret_cast<const jepa_param_spec*>(pbase + static_cast<size_t>(k) * c.param_spec_size);
+        const auto& spec =
+            *reinterpret_cast<const jepa_param_spec*>(pbase + static_cast<size_t>(k) * c.param_spec_size);
         ParamSchema p = read_param(spec, comp.id);
         if (!names.insert(p.name).second) {
           throw Reject(fmt::format("component '{}' declares parameter '{}' twice", comp.id, p.name));

@@ -28,7 +28,8 @@ void write_mask_png(const sdk::MaskSample& s, int H, int W, const std::filesyste
 
   auto fill = [&](int x0, int y0, int w, int h, const Rgb& c) {
     for (int y = y0; y < y0 + h; ++y) {
-      for (int x = x0; x < x0 + w; ++x) std::copy(c.begin(), c.end(), px.begin() + (static_cast<size_t>(y) * img_w + x) * 3);
+      for (int x = x0; x < x0 + w; ++x)
+        std::copy(c.begin(), c.end(), px.begin() + (static_cast<size_t>(y) * img_w + x) * 3);
     }
   };
 

@@ -99,7 +99,8 @@ TEST_P(MaskingConformance, ContextAndTargetsDisjointWhenConfigured) {
     const auto s = m.sample({14, 14, 8, 1, step});
     for (int i = 0; i < s.batch_size; ++i) {
       std::set<int64_t> ctx;
-      for (int b = 0; b < s.context_blocks; ++b) ctx.insert(s.context_row(b, i), s.context_row(b, i) + s.context_length);
+      for (int b = 0; b < s.context_blocks; ++b)
+        ctx.insert(s.context_row(b, i), s.context_row(b, i) + s.context_length);
       for (int b = 0; b < s.target_blocks; ++b) {
         for (int k = 0; k < s.target_length; ++k) ASSERT_EQ(ctx.count(s.target_row(b, i)[k]), 0u) << "step " << step;
       }

@@ -1,7 +1,7 @@
 // The `jepa` executable as a user runs it: exit statuses, messages, JSON, pictures.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/wait.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -38,7 +38,9 @@ Result jepa(const std::string& args) {
   return r;
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -72,8 +74,9 @@ TEST(Cli, BadSetKeyNamesPluginAndValidKeys) {
   const auto r = jepa("masks --strategy multiblock --set npredd=3");
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "masking 'multiblock' (plugin masking-multiblock): unknown parameter 'npredd'")) << r.err;
-  EXPECT_TRUE(contains(r.err, "valid keys: npred, nenc, pred_scale, enc_scale, aspect_ratio, min_keep, allow_overlap, "
-                              "position_bound"))
+  EXPECT_TRUE(contains(r.err,
+                       "valid keys: npred, nenc, pred_scale, enc_scale, aspect_ratio, min_keep, allow_overlap, "
+                       "position_bound"))
       << r.err;
   const auto t = jepa("masks --strategy multiblock --set npred=many");
   EXPECT_EQ(t.code, 2);

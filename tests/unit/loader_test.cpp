@@ -14,7 +14,9 @@ using jepa::loader::Registry;
 
 namespace {
 
-fs::path fixture(const char* name) { return fs::path(JEPA_FIXTURE_DIR) / name; }
+fs::path fixture(const char* name) {
+  return fs::path(JEPA_FIXTURE_DIR) / name;
+}
 
 // Loads one fixture folder together with the real plugin folder, so every test also checks that
 // a bad library does not stop the good ones from loading.

@@ -4,8 +4,8 @@
 #include "loader/registry.hpp"
 #include "report/mask_stats.hpp"
 
-#include <block_sampler.hpp>
 #include <gtest/gtest.h>
+#include <block_sampler.hpp>
 
 #include <set>
 
@@ -70,7 +70,8 @@ TEST(MultiBlock, ContextIsThe13x13BlockAtOriginMinusTargets) {
     int longest = -1;
     for (int i = 0; i < s.batch_size; ++i) {
       std::set<int64_t> targets;
-      for (int b = 0; b < s.target_blocks; ++b) targets.insert(s.target_row(b, i), s.target_row(b, i) + s.target_length);
+      for (int b = 0; b < s.target_blocks; ++b)
+        targets.insert(s.target_row(b, i), s.target_row(b, i) + s.target_length);
       const int64_t* ctx = s.context_row(0, i);
       for (int k = 0; k < s.context_length; ++k) {
         EXPECT_LT(ctx[k] / 14, 13);

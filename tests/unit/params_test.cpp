@@ -44,11 +44,8 @@ TEST(Params, DefaultsAreCompleteAndOrdered) {
 }
 
 TEST(Params, OverridesOfEveryType) {
-  const auto set = resolve_params(masks(), {{"blocks", "5"},
-                                            {"scale", "0.25"},
-                                            {"fail", "false"},
-                                            {"label", "b"},
-                                            {"range", "[0.3, 0.4]"}});
+  const auto set = resolve_params(
+      masks(), {{"blocks", "5"}, {"scale", "0.25"}, {"fail", "false"}, {"label", "b"}, {"range", "[0.3, 0.4]"}});
   EXPECT_EQ(std::get<int64_t>(*set.find("blocks")), 5);
   EXPECT_DOUBLE_EQ(std::get<double>(*set.find("scale")), 0.25);
   EXPECT_FALSE(std::get<bool>(*set.find("fail")));

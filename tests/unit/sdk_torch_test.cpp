@@ -9,9 +9,9 @@
 #include <jepa/sdk/predictor.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <block_sampler.hpp>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <block_sampler.hpp>
 
 #include <filesystem>
 

@@ -58,10 +58,8 @@ JEPA_PLUGIN("masking-block", "1.0.0") {
   plugin.add<SingleBlock>(
       "block", 1, "Paper ablation: a single target block, the context is its complement",
       {
-          ParamSpec::list("scale", {0.6, 0.6}, "target block scale range (fraction of patches)", 2)
-              .range(0.0, 0.95),
-          ParamSpec::list("aspect_ratio", {0.75, 1.5}, "target block aspect ratio (h/w) range", 2)
-              .range(0.01, 100.0),
+          ParamSpec::list("scale", {0.6, 0.6}, "target block scale range (fraction of patches)", 2).range(0.0, 0.95),
+          ParamSpec::list("aspect_ratio", {0.75, 1.5}, "target block aspect ratio (h/w) range", 2).range(0.01, 100.0),
           ParamSpec::string("position_bound", "official",
                             "'official': the block never touches the last row/column; 'corrected': it may",
                             {"official", "corrected"}),

@@ -74,9 +74,7 @@ struct Rect {
   int left = 0;
   int height = 0;
   int width = 0;
-  bool contains(int r, int c) const {
-    return r >= top && r < top + height && c >= left && c < left + width;
-  }
+  bool contains(int r, int c) const { return r >= top && r < top + height && c >= left && c < left + width; }
 };
 
 // One uniform draw sets both scale and aspect ratio, as upstream (they are perfectly correlated).
@@ -152,8 +150,8 @@ inline std::array<double, 2> as_range(const std::vector<double>& v, const char* 
 
 inline void check_request(const sdk::MaskRequest& r) {
   if (r.grid_height < 2 || r.grid_width < 2) {
-    throw std::invalid_argument("patch grid must be at least 2x2, got " +
-                                std::to_string(r.grid_height) + "x" + std::to_string(r.grid_width));
+    throw std::invalid_argument("patch grid must be at least 2x2, got " + std::to_string(r.grid_height) + "x" +
+                                std::to_string(r.grid_width));
   }
   if (r.batch_size < 1) throw std::invalid_argument("batch size must be at least 1");
 }

@@ -75,8 +75,7 @@ class MultiBlock final : public jepa::sdk::MaskingStrategy {
 
 JEPA_PLUGIN("masking-multiblock", "1.0.0") {
   plugin.add<MultiBlock>(
-      "multiblock", 1,
-      "Official I-JEPA multi-block masks: npred target blocks, a context block minus the targets",
+      "multiblock", 1, "Official I-JEPA multi-block masks: npred target blocks, a context block minus the targets",
       {
           ParamSpec::integer("npred", 4, "number of target blocks per image").range(1, 64),
           ParamSpec::integer("nenc", 1, "number of context blocks per image").range(1, 16),
@@ -84,8 +83,7 @@ JEPA_PLUGIN("masking-multiblock", "1.0.0") {
               .range(0.0, 1.0),
           ParamSpec::list("enc_scale", {0.85, 1.0}, "context block scale range (fraction of patches)", 2)
               .range(0.0, 1.0),
-          ParamSpec::list("aspect_ratio", {0.75, 1.5}, "target block aspect ratio (h/w) range", 2)
-              .range(0.01, 100.0),
+          ParamSpec::list("aspect_ratio", {0.75, 1.5}, "target block aspect ratio (h/w) range", 2).range(0.01, 100.0),
           ParamSpec::integer("min_keep", 10, "a block must keep more than this many patches").range(0, 1 << 20),
           ParamSpec::boolean("allow_overlap", false, "keep target patches in the context"),
           ParamSpec::string("position_bound", "official",

@@ -14,8 +14,7 @@ using jepa::sdk::ParamSpec;
 
 class RandomPatches final : public jepa::sdk::MaskingStrategy {
  public:
-  explicit RandomPatches(const Params& p)
-      : ratio_(jepa::masking::as_range(p.get_list("ratio"), "ratio")) {}
+  explicit RandomPatches(const Params& p) : ratio_(jepa::masking::as_range(p.get_list("ratio"), "ratio")) {}
 
   MaskSample sample(const MaskRequest& r) override {
     jepa::masking::check_request(r);
@@ -55,7 +54,6 @@ JEPA_PLUGIN("masking-random", "1.0.0") {
   plugin.add<RandomPatches>(
       "random", 1, "Random patches: a per-batch masking ratio, the rest is context (upstream random collator)",
       {
-          ParamSpec::list("ratio", {0.4, 0.6}, "range of the fraction of patches to predict", 2)
-              .range(0.0, 0.99),
+          ParamSpec::list("ratio", {0.4, 0.6}, "range of the fraction of patches to predict", 2).range(0.0, 0.99),
       });
 }

@@ -15,7 +15,8 @@ class Stripes final : public jepa::sdk::MaskingStrategy {
     std::vector<int64_t> tgt;
     for (int row = 0; row < r.grid_height; ++row) {
       for (int col = 0; col < r.grid_width; ++col) {
-        (row % period_ == static_cast<int>((r.seed + r.step) % period_) ? ctx : tgt).push_back(row * r.grid_width + col);
+        (row % period_ == static_cast<int>((r.seed + r.step) % period_) ? ctx : tgt)
+            .push_back(row * r.grid_width + col);
       }
     }
     jepa::sdk::IndexLists contexts(r.batch_size, {ctx});

@@ -125,8 +125,7 @@ typedef struct jepa_mask_result {
 typedef struct jepa_masking_api {
   uint32_t struct_size;
   /* 0 on success; non-zero with `error` filled otherwise. */
-  int32_t (*sample)(void* instance, const jepa_mask_request* request, jepa_mask_result* result,
-                    jepa_error* error);
+  int32_t (*sample)(void* instance, const jepa_mask_request* request, jepa_mask_result* result, jepa_error* error);
 } jepa_masking_api;
 
 /* ---- the component table ---- */

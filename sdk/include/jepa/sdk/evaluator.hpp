@@ -25,8 +25,8 @@ struct EvalInput {
   std::function<std::pair<torch::Tensor, torch::Tensor>(Split, int64_t begin, int64_t end)> batch;
   // Frozen target encoder, no gradient: outputs of its last `layers` blocks, each [n, N, D].
   std::function<std::vector<torch::Tensor>(const torch::Tensor& images, int64_t layers)> encode;
-  int64_t step = 0;       // training step the encoder was taken at
-  uint64_t seed = 0;      // for evaluators that draw (low-shot subsets, ...)
+  int64_t step = 0;   // training step the encoder was taken at
+  uint64_t seed = 0;  // for evaluators that draw (low-shot subsets, ...)
   torch::Device device = torch::kCPU;
 };
 

@@ -45,8 +45,7 @@ using IndexLists = std::vector<std::vector<std::vector<int64_t>>>;
 
 // Stacks per-image index lists into equal lengths the way the official collator does: every
 // list is cut to the shortest one in the batch by keeping its first (raster-order) indices.
-inline void collate_truncated(const IndexLists& lists, int& blocks, int& length,
-                              std::vector<int64_t>& out) {
+inline void collate_truncated(const IndexLists& lists, int& blocks, int& length, std::vector<int64_t>& out) {
   const size_t batch = lists.size();
   blocks = batch == 0 ? 0 : static_cast<int>(lists[0].size());
   size_t min_len = SIZE_MAX;

@@ -33,16 +33,14 @@ class ParamSpec {
     p.bool_default_ = def;
     return p;
   }
-  static ParamSpec string(std::string name, std::string def, std::string doc,
-                          std::vector<std::string> choices = {}) {
+  static ParamSpec string(std::string name, std::string def, std::string doc, std::vector<std::string> choices = {}) {
     ParamSpec p(std::move(name), JEPA_PARAM_STRING, std::move(doc));
     p.string_default_ = std::move(def);
     p.choices_ = std::move(choices);
     return p;
   }
   // A list of numbers; `length` > 0 fixes the element count (e.g. 2 for a [min, max] range).
-  static ParamSpec list(std::string name, std::vector<double> def, std::string doc,
-                        uint32_t length = 0) {
+  static ParamSpec list(std::string name, std::vector<double> def, std::string doc, uint32_t length = 0) {
     ParamSpec p(std::move(name), JEPA_PARAM_LIST, std::move(doc));
     p.list_default_ = std::move(def);
     p.list_length_ = length;
@@ -114,15 +112,9 @@ class Params {
   explicit Params(const jepa_params* params) : params_(params) {}
 
   int64_t get_int(const std::string& name) const { return find(name, JEPA_PARAM_INT).int_value; }
-  double get_float(const std::string& name) const {
-    return find(name, JEPA_PARAM_FLOAT).float_value;
-  }
-  bool get_bool(const std::string& name) const {
-    return find(name, JEPA_PARAM_BOOL).bool_value != 0;
-  }
-  std::string get_string(const std::string& name) const {
-    return find(name, JEPA_PARAM_STRING).string_value;
-  }
+  double get_float(const std::string& name) const { return find(name, JEPA_PARAM_FLOAT).float_value; }
+  bool get_bool(const std::string& name) const { return find(name, JEPA_PARAM_BOOL).bool_value != 0; }
+  std::string get_string(const std::string& name) const { return find(name, JEPA_PARAM_STRING).string_value; }
   std::vector<double> get_list(const std::string& name) const {
     const jepa_value& v = find(name, JEPA_PARAM_LIST);
     return std::vector<double>(v.list_values, v.list_values + v.list_length);

@@ -71,8 +71,8 @@ inline void destroy_masking(void* instance) noexcept {
   std::unique_ptr<MaskingInstance> owned(static_cast<MaskingInstance*>(instance));
 }
 
-inline int32_t sample_masking(void* instance, const jepa_mask_request* request,
-                              jepa_mask_result* result, jepa_error* error) noexcept {
+inline int32_t sample_masking(void* instance, const jepa_mask_request* request, jepa_mask_result* result,
+                              jepa_error* error) noexcept {
   const bool ok = guarded(error, [&] {
     auto* self = static_cast<MaskingInstance*>(instance);
     MaskRequest r;
@@ -192,8 +192,8 @@ class PluginBuilder {
 namespace detail {
 
 // Builds the descriptor once; a throwing registration yields no descriptor (the host reports it).
-inline const jepa_plugin_descriptor* build_descriptor(std::unique_ptr<PluginBuilder>& slot,
-                                                      const char* name, const char* version,
+inline const jepa_plugin_descriptor* build_descriptor(std::unique_ptr<PluginBuilder>& slot, const char* name,
+                                                      const char* version,
                                                       void (*register_fn)(PluginBuilder&)) noexcept {
   try {
     if (!slot) {
@@ -211,13 +211,12 @@ inline const jepa_plugin_descriptor* build_descriptor(std::unique_ptr<PluginBuil
 }  // namespace detail
 }  // namespace jepa::sdk
 
-#define JEPA_PLUGIN(NAME, VERSION)                                                       \
-  static void jepa_register_components_(::jepa::sdk::PluginBuilder& plugin);              \
-  extern "C" JEPA_EXPORT const jepa_plugin_descriptor* jepa_plugin_entry(void) {           \
-    static std::unique_ptr<::jepa::sdk::PluginBuilder> builder;                            \
-    static const jepa_plugin_descriptor* descriptor =                                      \
-        ::jepa::sdk::detail::build_descriptor(builder, NAME, VERSION,                      \
-                                              &jepa_register_components_);                 \
-    return descriptor;                                                                     \
-  }                                                                                        \
+#define JEPA_PLUGIN(NAME, VERSION)                                                                 \
+  static void jepa_register_components_(::jepa::sdk::PluginBuilder& plugin);                       \
+  extern "C" JEPA_EXPORT const jepa_plugin_descriptor* jepa_plugin_entry(void) {                   \
+    static std::unique_ptr<::jepa::sdk::PluginBuilder> builder;                                    \
+    static const jepa_plugin_descriptor* descriptor =                                              \
+        ::jepa::sdk::detail::build_descriptor(builder, NAME, VERSION, &jepa_register_components_); \
+    return descriptor;                                                                             \
+  }                                                                                                \
   static void jepa_register_components_(::jepa::sdk::PluginBuilder& plugin)

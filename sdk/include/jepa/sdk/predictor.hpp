@@ -30,8 +30,7 @@ class Predictor : public torch::nn::Module {
 
   // context_tokens [len(context) * B, K_ctx, D]; context / targets: lists of [B, K] indices.
   // Returns predictions [len(targets) * B, K_tgt, D], mask-major as upstream.
-  virtual torch::Tensor forward(const torch::Tensor& context_tokens,
-                                const std::vector<torch::Tensor>& context,
+  virtual torch::Tensor forward(const torch::Tensor& context_tokens, const std::vector<torch::Tensor>& context,
                                 const std::vector<torch::Tensor>& targets) = 0;
 };
 
