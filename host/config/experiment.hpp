@@ -1,0 +1,94 @@
+// Experiments: TOML files in experiments/ that choose plugins by id and set their parameters,
+// plus the host's own sections. Everything is validated before anything runs: unknown keys,
+// wrong types and out-of-range values are errors naming the file, line and key.
+#pragma once
+
+#include "config/params.hpp"
+#include "loader/param_set.hpp"
+#include "loader/registry.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace jepa::config {
+
+// A plugin component chosen by id, with its parameters resolved against its schema.
+struct ComponentChoice {
+  std::string id;
+  loader::ParamSet params;
+  const loader::ComponentInfo* component = nullptr;  // points into the Registry used to load
+};
+
+struct Experiment {
+  std::filesystem::path source;  // the TOML file ("" when built from defaults only)
+
+  // [run]
+  std::string name;        // default: the file's stem
+  uint64_t seed = 0;
+  int threads = 0;         // CPU threads for LibTorch; 0 = every core
+  std::string device = "auto";  // "auto" (CUDA when available), "cpu", "cuda"
+
+  // [data]
+  std::string dataset = "fashion_mnist";  // "fashion_mnist" or "image_folder"
+  std::string path;                       // default: the Debian package's folder for fashion_mnist
+  int64_t image_size = 28;
+  int64_t batch_size = 128;
+  int workers = 2;
+  bool random_crop = false;
+  std::array<double, 2> crop_scale{0.3, 1.0};
+  std::vector<double> mean{0.2860};  // per channel
+  std::vector<double> std{0.3530};
+  int64_t limit_train = 0;  // 0 = the whole training split
+
+  // [masking] strategy = "<id>", [masking.params]
+  ComponentChoice masking;
+  // [encoder] plugin = "<id>", [encoder.params]; [predictor] likewise
+  ComponentChoice encoder;
+  ComponentChoice predictor;
+
+  // [optimization] (official defaults)
+  int64_t epochs = 300;
+  int64_t max_steps = 0;  // stop after this many steps (0 = epochs * iterations per epoch)
+  double ipe_scale = 1.0;
+  double start_lr = 2e-4;
+  double lr = 1e-3;
+  double final_lr = 1e-6;
+  double warmup = 40;  // epochs
+  double weight_decay = 0.04;
+  double final_weight_decay = 0.4;
+  std::array<double, 2> ema{0.996, 1.0};
+
+  // [checkpoint]
+  int64_t checkpoint_every = 0;  // steps; 0 = only at the end
+  std::string checkpoint_dir = "results/runs";  // each run writes <dir>/<run id>/...
+
+  // [logging]
+  int64_t log_every = 10;  // steps between metric rows
+
+  // [[evaluation]] evaluator = "<id>", plus its parameters inline
+  std::vector<ComponentChoice> evaluators;
+
+  // The fully resolved config (every section, every default filled in) as stored with a run.
+  nlohmann::json resolved;
+};
+
+// Loads `file`, applies `overrides` ("section.key=value", "encoder.params.depth=4",
+// "masking.strategy=random"), resolves plugin ids and parameters against `registry`, and checks
+// everything. Throws ConfigError: "<file>:<line>:<column>: [section] key: message" (or
+// "--set <text>: message" for overrides).
+Experiment load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides,
+                           const loader::Registry& registry);
+
+// Rebuilds an Experiment from a stored `resolved` JSON (for resume and evaluation of a stored
+// run), re-checking it against `registry`.
+Experiment experiment_from_json(const nlohmann::json& resolved, const loader::Registry& registry);
+
+// "optimization.lr" -> "0.001", ... for the store's params table.
+std::map<std::string, std::string> flatten(const nlohmann::json& resolved);
+
+}  // namespace jepa::config

@@ -1,0 +1,147 @@
+// The results store: every run, its resolved parameters, metrics, evaluations, artifacts,
+// environment and plugins, in one SQLite database that is pleasant to query with `sqlite3`.
+// One writer per process; WAL and a busy timeout let many processes share a database.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace jepa::store {
+
+struct StoreError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Stored as text: 'RUNNING', 'COMPLETED', 'FAILED', 'KILLED', 'PRUNED'.
+enum class RunStatus { running, completed, failed, killed, pruned };
+const char* status_name(RunStatus s);
+RunStatus status_from_name(const std::string& name);  // throws StoreError on unknown text
+
+struct RunRecord {
+  int64_t id = 0;
+  std::string name;
+  RunStatus status = RunStatus::running;
+  std::string reason;         // failure/kill/prune reason; empty otherwise
+  std::string started_at;     // ISO-8601 UTC, e.g. 2026-11-27T21:03:04.123Z
+  std::string ended_at;       // empty while running
+  std::string heartbeat_at;   // last heartbeat
+  std::string config_json;    // the fully resolved config
+  std::string config_path;    // the experiment file it came from
+  uint64_t seed = 0;
+  int64_t last_step = 0;      // highest step with a metric or checkpoint
+  std::optional<int64_t> resumed_from;  // run id this run continues (jepa run --resume)
+};
+
+struct MetricPoint {
+  std::string key;  // "train/loss", "train/lr", "linear_probe/top1", ...
+  int64_t step = 0;
+  double value = 0.0;
+  double time = 0.0;  // seconds since the Unix epoch
+};
+
+struct EvaluationRecord {
+  std::string evaluator;  // component id, e.g. "linear_probe"
+  std::string metric;     // e.g. "top1"
+  double value = 0.0;
+  int64_t step = 0;
+  std::string params_json;  // the evaluator's resolved parameters
+};
+
+struct ArtifactRecord {
+  std::string kind;  // "checkpoint", "export", "plot", ...
+  std::string path;
+  int64_t step = 0;
+  int64_t bytes = 0;
+  std::string sha256;  // may be empty
+  std::string created_at;
+};
+
+struct PluginRecord {
+  std::string role;          // "masking", "encoder", "predictor", "evaluator"
+  std::string component_id;  // "multiblock"
+  int64_t component_version = 0;
+  std::string plugin_name;
+  std::string plugin_version;
+  std::string path;
+  std::string sha256;
+  std::string fingerprint;  // Fingerprint::describe()
+};
+
+class Store {
+ public:
+  // Opens (creating folders and the file if needed) and migrates to the newest schema. Schema
+  // creation and migration happen under an exclusive transaction so that many processes may
+  // open a fresh database at once.
+  explicit Store(const std::filesystem::path& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  static int latest_schema_version();
+  int schema_version() const;
+  const std::filesystem::path& path() const { return path_; }
+
+  // A new RUNNING run; returns its id.
+  int64_t create_run(const std::string& name, const std::string& config_json, const std::string& config_path,
+                     uint64_t seed, std::optional<int64_t> resumed_from = std::nullopt);
+  // Flattened resolved parameters ("optimization.lr" -> "0.001"), replacing earlier ones.
+  void set_params(int64_t run, const std::map<std::string, std::string>& params);
+  void set_environment(int64_t run, const std::map<std::string, std::string>& env);
+  void add_plugins(int64_t run, const std::vector<PluginRecord>& plugins);
+  // All points in one transaction (callers batch; one call per ~second of training is typical).
+  void log_metrics(int64_t run, const std::vector<MetricPoint>& points);
+  void add_evaluation(int64_t run, const EvaluationRecord& e);
+  void add_artifact(int64_t run, const ArtifactRecord& a);
+  void heartbeat(int64_t run, int64_t step);
+  // Ends a run; `reason` is required for FAILED, KILLED and PRUNED.
+  void finish_run(int64_t run, RunStatus status, const std::string& reason = "");
+  // A RUNNING run whose heartbeat is older than `stale_seconds` becomes KILLED with reason
+  // "no heartbeat since <time>"; returns the ids it marked.
+  std::vector<int64_t> mark_stale_runs(double stale_seconds);
+
+  std::optional<RunRecord> find_run(int64_t id) const;
+  std::optional<RunRecord> find_run(const std::string& id_or_name) const;  // "12" or a run name (newest wins)
+  std::vector<RunRecord> list_runs() const;
+  std::map<std::string, std::string> params(int64_t run) const;
+  std::map<std::string, std::string> environment(int64_t run) const;
+  std::vector<PluginRecord> plugins(int64_t run) const;
+  std::vector<MetricPoint> metrics(int64_t run, const std::string& key) const;  // ordered by step
+  std::vector<EvaluationRecord> evaluations(int64_t run) const;
+  std::vector<ArtifactRecord> artifacts(int64_t run) const;  // ordered by step
+  std::optional<ArtifactRecord> latest_artifact(int64_t run, const std::string& kind) const;
+
+ private:
+  struct Close {
+    void operator()(sqlite3* db) const;
+  };
+  std::filesystem::path path_;
+  std::unique_ptr<sqlite3, Close> db_;
+};
+
+// Buffers metric points and writes them in batches (every `max_points` or `max_seconds`), and
+// on flush() / destruction. Keeps per-row logging off the training hot path.
+class MetricLogger {
+ public:
+  MetricLogger(Store& store, int64_t run, size_t max_points = 512, double max_seconds = 2.0);
+  ~MetricLogger();  // flushes; never throws
+  void log(const std::string& key, int64_t step, double value);
+  void flush();
+
+ private:
+  Store& store_;
+  int64_t run_;
+  size_t max_points_;
+  double max_seconds_;
+  double last_flush_;
+  std::vector<MetricPoint> pending_;
+};
+
+}  // namespace jepa::store
