@@ -35,5 +35,7 @@ loader::Registry discover_plugins(const GlobalOptions& global);
 
 Command add_plugins_command(CLI::App& parent, const GlobalOptions& global);
 Command add_masks_command(CLI::App& parent, const GlobalOptions& global);
+Command add_run_command(CLI::App& parent, const GlobalOptions& global);
+Command add_export_command(CLI::App& parent, const GlobalOptions& global);
 
 }  // namespace jepa::cli

@@ -35,12 +35,14 @@ int main(int argc, char** argv) {
       ->type_name("DIR");
   app.footer(
       "Examples:\n"
+      "  jepa run experiments/quickstart.toml  train I-JEPA on Fashion-MNIST, probe it, record it in results/jepa.db\n"
       "  jepa plugins                          list plugins, components and their parameters\n"
       "  jepa masks --strategy multiblock -o masks.png\n"
       "                                        draw I-JEPA multi-block masks for a 14x14 grid\n"
       "  jepa <command> --help                 options of one command");
 
-  std::vector<Command> commands{add_plugins_command(app, global), add_masks_command(app, global)};
+  std::vector<Command> commands{add_run_command(app, global), add_export_command(app, global),
+                                add_plugins_command(app, global), add_masks_command(app, global)};
 
   if (argc == 1) {
     std::fputs(app.help().c_str(), stdout);

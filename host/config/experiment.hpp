@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -86,9 +87,13 @@ Experiment load_experiment(const std::filesystem::path& file, const std::vector<
 
 // Rebuilds an Experiment from a stored `resolved` JSON (for resume and evaluation of a stored
 // run), re-checking it against `registry`.
+// Errors start with "stored config: "; a plugin whose behaviour version differs from the stored
+// one is an error too, since the run would not be reproduced.
 Experiment experiment_from_json(const nlohmann::json& resolved, const loader::Registry& registry);
 
 // "optimization.lr" -> "0.001", ... for the store's params table.
+// Also "encoder.params.depth" -> "12", "evaluation.0.params.epochs" -> "30", lists as
+// "[0.15, 0.2]", strings unquoted.
 std::map<std::string, std::string> flatten(const nlohmann::json& resolved);
 
 }  // namespace jepa::config

@@ -51,12 +51,11 @@ std::pair<std::string, std::string> split_assignment(std::string_view text) {
   return {trim(text.substr(0, eq)), trim(text.substr(eq + 1))};
 }
 
-ParamValue parse_value(const loader::ComponentInfo& component, const loader::ParamSchema& schema,
-                       std::string_view raw) {
+ParamValue parse_value(std::string_view label, const loader::ParamSchema& schema, std::string_view raw) {
   std::string text = trim(raw);
   auto fail = [&](const std::string& why) {
-    return ConfigError(fmt::format("{}: parameter '{}' {} (got '{}'); {}: {}", component.label(), schema.name, why,
-                                   text, type_name(schema.type), schema.doc));
+    return ConfigError(fmt::format("{}: parameter '{}' {} (got '{}'); {}: {}", label, schema.name, why, text,
+                                   type_name(schema.type), schema.doc));
   };
   ParamValue value;
   switch (schema.type) {
@@ -109,9 +108,14 @@ ParamValue parse_value(const loader::ComponentInfo& component, const loader::Par
     }
   }
   if (std::string err = loader::check_value(schema, value); !err.empty()) {
-    throw ConfigError(fmt::format("{}: parameter '{}': {}", component.label(), schema.name, err));
+    throw ConfigError(fmt::format("{}: parameter '{}': {}", label, schema.name, err));
   }
   return value;
+}
+
+ParamValue parse_value(const loader::ComponentInfo& component, const loader::ParamSchema& schema,
+                       std::string_view text) {
+  return parse_value(component.label(), schema, text);
 }
 
 loader::ParamSet resolve_params(const loader::ComponentInfo& component,

@@ -22,7 +22,10 @@ struct ConfigError : std::runtime_error {
 // "key=value" -> {key, value}; throws ConfigError when there is no '=' or no key.
 std::pair<std::string, std::string> split_assignment(std::string_view text);
 
-// Parses `text` as a value of the schema's type: 12, 0.5, true/false, a string, [0.15, 0.2].
+// Parses `text` as a value of the schema's type: 12, 0.5, true/false, a string, [0.15, 0.2], and
+// checks it against the schema. Errors start with `label` (who owns the key: "[data]", or a
+// component's label()).
+loader::ParamValue parse_value(std::string_view label, const loader::ParamSchema& schema, std::string_view text);
 loader::ParamValue parse_value(const loader::ComponentInfo& component, const loader::ParamSchema& schema,
                                std::string_view text);
 

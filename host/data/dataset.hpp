@@ -54,6 +54,10 @@ inline const char* kFashionMnistDefaultPath = "/usr/share/datasets/fashion-mnist
 // (test split = "val", or "test" when there is no "val"). Classes are the sorted sub-folder
 // names. Decoding with libjpeg-turbo and libpng. Throws DataError when the root or the split
 // folder does not exist or holds no images.
+// Both splits take their class list from train/ (when it exists) so that a label means the same
+// class in each; a val/ class that train/ lacks is a DataError. Files are found recursively and
+// sorted (folder, then name), as torchvision; the format is sniffed from the content. Images are
+// always 3-channel RGB (grey, palette, CMYK converted).
 std::unique_ptr<ImageSource> open_image_folder(const std::filesystem::path& root, Split split);
 
 struct Transform {
@@ -65,6 +69,8 @@ struct Transform {
   std::array<double, 2> crop_scale{0.3, 1.0};
   std::vector<double> mean{0.485, 0.456, 0.406};  // per channel, applied after scaling to [0, 1]
   std::vector<double> std{0.229, 0.224, 0.225};
+  // mean and std need one entry per channel of the source, or one for all (e.g. {0.286} and
+  // {0.353} for Fashion-MNIST); otherwise EpochLoader and load_range throw std::invalid_argument.
 };
 
 // One batch, NCHW float32, normalised.
@@ -97,6 +103,10 @@ struct LoaderOptions {
 // naming the item, and counted; the batch is filled from the next items of the order.
 // Random crops draw from a generator keyed by (seed, epoch, index), so a batch is the same
 // whether it is produced in a fresh process or after a resume.
+// `start_batch` skips start_batch * batch_size items of this rank's order without decoding them:
+// exact when none of the skipped items is corrupt (a corrupt item shifts later batches by one).
+// Because corrupt items are skipped, the epoch may yield fewer than batches_per_epoch() batches.
+// next() rethrows an exception raised while decoding (in a worker or not), in batch order.
 class EpochLoader {
  public:
   EpochLoader(std::shared_ptr<const ImageSource> source, Transform transform, LoaderOptions options,

@@ -101,6 +101,10 @@ class Store {
   void add_evaluation(int64_t run, const EvaluationRecord& e);
   void add_artifact(int64_t run, const ArtifactRecord& a);
   void heartbeat(int64_t run, int64_t step);
+  // A stopped, killed or failed run continues (jepa run --resume): RUNNING again, no end time or
+  // reason, and the metrics past `from_step` (written after the checkpoint it resumes from) are
+  // dropped so that nothing is recorded twice.
+  void reopen_run(int64_t run, int64_t from_step);
   // Ends a run; `reason` is required for FAILED, KILLED and PRUNED.
   void finish_run(int64_t run, RunStatus status, const std::string& reason = "");
   // A RUNNING run whose heartbeat is older than `stale_seconds` becomes KILLED with reason

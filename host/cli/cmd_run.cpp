@@ -1,0 +1,134 @@
+// `jepa run`, `jepa export`: train an experiment, continue a run, export a run's weights.
+#include "cli/commands.hpp"
+#include "config/experiment.hpp"
+#include "loader/registry.hpp"
+#include "store/store.hpp"
+#include "train/trainer.hpp"
+
+#include <fmt/format.h>
+
+#include <memory>
+
+namespace jepa::cli {
+
+namespace {
+
+struct RunOptions {
+  std::string file;
+  std::vector<std::string> set;
+  std::string db = "results/jepa.db";
+  bool dry_run = false;
+  std::string resume;
+  int64_t stop_after = 0;
+  bool no_eval = false;
+};
+
+int64_t resolve_run(store::Store& store, const std::string& id_or_name) {
+  const auto run = store.find_run(id_or_name);
+  if (!run) throw UsageError(fmt::format("no run '{}' in {}", id_or_name, store.path().string()));
+  return run->id;
+}
+
+int run_run(const GlobalOptions& global, const RunOptions& o) {
+  const loader::Registry reg = discover_plugins(global);
+  if (!o.resume.empty()) {
+    if (!o.file.empty()) throw UsageError("--resume continues a stored run with its stored config: give no FILE");
+    if (!o.set.empty()) throw UsageError("--resume takes no --set: a resumed run keeps its stored config");
+    store::Store store(o.db);
+    const int64_t id = resolve_run(store, o.resume);
+    const auto run = store.find_run(id);
+    if (run->status == store::RunStatus::completed) {
+      throw UsageError(fmt::format("run {} ({}) is already COMPLETED", id, run->name));
+    }
+    const auto experiment = config::experiment_from_json(nlohmann::json::parse(run->config_json), reg);
+    train::TrainOptions t;
+    t.resume_run = id;
+    t.stop_after = o.stop_after;
+    t.skip_evaluation = o.no_eval;
+    const auto out = train::run_experiment(experiment, store, t);
+    fmt::print("run {}: {}{}\n", out.run_id, store::status_name(out.status),
+               out.reason.empty() ? "" : " - " + out.reason);
+    return out.status == store::RunStatus::failed ? 1 : 0;
+  }
+  if (o.file.empty()) throw UsageError("jepa run needs an experiment FILE (or --resume RUN)");
+  const auto experiment = config::load_experiment(o.file, o.set, reg);
+  train::TrainOptions t;
+  t.stop_after = o.stop_after;
+  t.skip_evaluation = o.no_eval;
+  if (o.dry_run) {
+    train::describe_experiment(experiment);
+    fmt::print("dry run ok: the experiment is valid and its models build\n");
+    return 0;
+  }
+  store::Store store(o.db);
+  const auto out = train::run_experiment(experiment, store, t);
+  fmt::print("run {} ({}): {}{}\n", out.run_id, experiment.name, store::status_name(out.status),
+             out.reason.empty() ? "" : " - " + out.reason);
+  fmt::print("results in {}: sqlite3 {} \"select * from runs where id = {}\"\n", o.db, o.db, out.run_id);
+  return out.status == store::RunStatus::failed ? 1 : 0;
+}
+
+struct ExportOptions {
+  std::string run;
+  std::string output;
+  std::string db = "results/jepa.db";
+  bool no_prefix = false;
+};
+
+int run_export(const GlobalOptions& global, const ExportOptions& o) {
+  const loader::Registry reg = discover_plugins(global);
+  store::Store store(o.db);
+  const int64_t id = resolve_run(store, o.run);
+  train::export_run(id, o.output, !o.no_prefix, reg, store);
+  fmt::print(
+      "wrote {}: torch.load() gives {{'encoder', 'predictor', 'target_encoder', 'epoch', 'loss', "
+      "'batch_size', 'world_size', 'lr'}}\n",
+      o.output);
+  return 0;
+}
+
+}  // namespace
+
+Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
+  auto o = std::make_shared<RunOptions>();
+  auto* sub = parent.add_subcommand("run", "Train an experiment (TOML), evaluate it, record everything in SQLite");
+  sub->add_option("file", o->file, "Experiment file, e.g. experiments/quickstart.toml")->type_name("FILE");
+  sub->add_option("--set", o->set,
+                  "Override a config value: section.key=value (repeatable), e.g. "
+                  "optimization.lr=0.002, encoder.params.depth=4, masking.strategy=random")
+      ->type_name("KEY=VALUE");
+  sub->add_option("--db", o->db, "Results database")->capture_default_str();
+  sub->add_flag("--dry-run", o->dry_run, "Validate the experiment and build its models; train nothing");
+  sub->add_option("--resume", o->resume, "Continue a stopped, killed or failed run from its latest checkpoint")
+      ->type_name("RUN");
+  sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps; resume later")
+      ->type_name("STEPS");
+  sub->add_flag("--no-eval", o->no_eval, "Skip the evaluators at the end");
+  sub->footer(
+      "Examples:\n"
+      "  jepa run experiments/quickstart.toml\n"
+      "  jepa run experiments/quickstart.toml --set optimization.epochs=2 --set masking.params.npred=2\n"
+      "  jepa run experiments/ijepa_vith14_in1k.toml --dry-run\n"
+      "  jepa run --resume 3\n"
+      "Ctrl-C stops after the current step, writes a checkpoint and records the run as KILLED;\n"
+      "`jepa run --resume RUN` continues it exactly.");
+  return {sub, [&global, o] { return run_run(global, *o); }};
+}
+
+Command add_export_command(CLI::App& parent, const GlobalOptions& global) {
+  auto o = std::make_shared<ExportOptions>();
+  auto* sub =
+      parent.add_subcommand("export", "Write a run's weights for Python (torch.load) with upstream's key names");
+  sub->add_option("run", o->run, "Run id or name")->required()->type_name("RUN");
+  sub->add_option("-o,--output", o->output, "Output file")->required()->type_name("FILE.pt");
+  sub->add_option("--db", o->db, "Results database")->capture_default_str();
+  sub->add_flag("--no-module-prefix", o->no_prefix,
+                "Key names without upstream's DistributedDataParallel 'module.' prefix");
+  sub->footer(
+      "In Python:\n"
+      "  ckpt = torch.load('file.pt')\n"
+      "  encoder.load_state_dict(ckpt['target_encoder'])   # upstream's VisionTransformer, DDP-wrapped");
+  return {sub, [&global, o] { return run_export(global, *o); }};
+}
+
+}  // namespace jepa::cli

@@ -1,0 +1,137 @@
+#include "train/checkpoint.hpp"
+
+#include <fmt/format.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/serialize.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace jepa::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+torch::Tensor scalar(int64_t v) {
+  return torch::tensor(v, torch::kLong);
+}
+
+int64_t read_int(torch::serialize::InputArchive& in, const char* key) {
+  torch::Tensor t;
+  in.read(key, t);
+  return t.item<int64_t>();
+}
+
+void fsync_file(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+void save_checkpoint(const fs::path& path, const CheckpointState& s, sdk::Encoder& encoder, sdk::Encoder& target,
+                     sdk::Predictor& predictor, torch::optim::Optimizer& optimizer) {
+  fs::create_directories(path.parent_path());
+  torch::serialize::OutputArchive out;
+  out.write("format", scalar(1));
+  out.write("step", scalar(s.step));
+  out.write("epoch", scalar(s.epoch));
+  out.write("batch_in_epoch", scalar(s.batch_in_epoch));
+  out.write("world_size", scalar(s.world_size));
+  out.write("loss", torch::tensor(s.loss, torch::kFloat64));
+  auto sub = [&](const char* key, auto&& save) {
+    torch::serialize::OutputArchive a;
+    save(a);
+    out.write(key, a);
+  };
+  sub("encoder", [&](auto& a) { encoder.save(a); });
+  sub("target_encoder", [&](auto& a) { target.save(a); });
+  sub("predictor", [&](auto& a) { predictor.save(a); });
+  sub("optimizer", [&](auto& a) { optimizer.save(a); });
+  const fs::path tmp = path.string() + ".tmp";
+  try {
+    out.save_to(tmp.string());
+  } catch (const std::exception& e) {
+    fs::remove(tmp);
+    throw CheckpointError(fmt::format("cannot write checkpoint {}: {}", tmp.string(), e.what()));
+  }
+  fsync_file(tmp);
+  fs::rename(tmp, path);
+}
+
+CheckpointState load_checkpoint(const fs::path& path, sdk::Encoder& encoder, sdk::Encoder& target,
+                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer) {
+  if (!fs::exists(path)) throw CheckpointError(fmt::format("checkpoint {} does not exist", path.string()));
+  try {
+    torch::serialize::InputArchive in;
+    in.load_from(path.string());
+    CheckpointState s;
+    if (read_int(in, "format") != 1) throw CheckpointError("unknown checkpoint format");
+    s.step = read_int(in, "step");
+    s.epoch = read_int(in, "epoch");
+    s.batch_in_epoch = read_int(in, "batch_in_epoch");
+    s.world_size = read_int(in, "world_size");
+    torch::Tensor loss;
+    in.read("loss", loss);
+    s.loss = loss.item<double>();
+    auto sub = [&](const char* key, auto&& load) {
+      torch::serialize::InputArchive a;
+      in.read(key, a);
+      load(a);
+    };
+    sub("encoder", [&](auto& a) { encoder.load(a); });
+    sub("target_encoder", [&](auto& a) { target.load(a); });
+    sub("predictor", [&](auto& a) { predictor.load(a); });
+    if (optimizer != nullptr) sub("optimizer", [&](auto& a) { optimizer->load(a); });
+    return s;
+  } catch (const CheckpointError& e) {
+    throw CheckpointError(fmt::format("checkpoint {} cannot be loaded: {}", path.string(), e.what()));
+  } catch (const std::exception& e) {
+    // c10::Error messages carry a long C++ backtrace; the first line says what went wrong.
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    throw CheckpointError(fmt::format("checkpoint {} cannot be loaded: {}", path.string(), what));
+  }
+}
+
+namespace {
+
+c10::Dict<std::string, at::Tensor> state_dict(torch::nn::Module& m, bool module_prefix) {
+  c10::Dict<std::string, at::Tensor> d;
+  const std::string prefix = module_prefix ? "module." : "";
+  for (const auto& item : m.named_parameters(true)) d.insert(prefix + item.key(), item.value().detach().cpu());
+  for (const auto& item : m.named_buffers(true)) d.insert(prefix + item.key(), item.value().detach().cpu());
+  return d;
+}
+
+}  // namespace
+
+void export_weights(const fs::path& path, sdk::Encoder& encoder, sdk::Encoder& target, sdk::Predictor& predictor,
+                    const CheckpointState& s, int64_t batch_size, double lr, bool module_prefix) {
+  c10::impl::GenericDict top(c10::StringType::get(), c10::AnyType::get());
+  top.insert("encoder", state_dict(encoder, module_prefix));
+  top.insert("predictor", state_dict(predictor, module_prefix));
+  top.insert("target_encoder", state_dict(target, module_prefix));
+  top.insert("epoch", s.epoch);
+  top.insert("loss", s.loss);
+  top.insert("batch_size", batch_size);
+  top.insert("world_size", s.world_size);
+  top.insert("lr", lr);
+  const std::vector<char> bytes = torch::pickle_save(c10::IValue(top));
+  if (!path.parent_path().empty()) fs::create_directories(path.parent_path());
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!f) throw CheckpointError(fmt::format("cannot write {}", tmp.string()));
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace jepa::train

@@ -1,0 +1,45 @@
+// Checkpoints (resume) and exports (weights for Python users).
+#pragma once
+
+#include <jepa/sdk/encoder.hpp>
+#include <jepa/sdk/predictor.hpp>
+
+#include <torch/optim/optimizer.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+namespace jepa::train {
+
+struct CheckpointError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct CheckpointState {
+  int64_t step = 0;            // optimizer steps completed
+  int64_t epoch = 0;           // epoch of the next batch
+  int64_t batch_in_epoch = 0;  // index of the next batch within that epoch
+  int64_t world_size = 1;
+  double loss = 0.0;  // last logged loss
+};
+
+// Writes atomically: a temporary file in the same folder, flushed to disk, then renamed over
+// `path`, so a crash mid-write never leaves a truncated checkpoint where a good one was.
+void save_checkpoint(const std::filesystem::path& path, const CheckpointState& state, sdk::Encoder& encoder,
+                     sdk::Encoder& target, sdk::Predictor& predictor, torch::optim::Optimizer& optimizer);
+
+// Throws CheckpointError naming the file and the reason; never leaves the models half-loaded
+// without saying so (a failed load is fatal to the run).
+CheckpointState load_checkpoint(const std::filesystem::path& path, sdk::Encoder& encoder, sdk::Encoder& target,
+                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer);
+
+// Writes {encoder, predictor, target_encoder} state dicts (plus epoch, loss, batch_size,
+// world_size, lr) in the format Python's torch.load reads, with upstream's key names
+// ("module.patch_embed.proj.weight", ...) unless `module_prefix` is false.
+void export_weights(const std::filesystem::path& path, sdk::Encoder& encoder, sdk::Encoder& target,
+                    sdk::Predictor& predictor, const CheckpointState& state, int64_t batch_size, double lr,
+                    bool module_prefix);
+
+}  // namespace jepa::train

@@ -1,0 +1,53 @@
+#include "train/models.hpp"
+
+#include "loader/cxx_component.hpp"
+
+namespace jepa::train {
+
+Models build_models(const config::Experiment& e, torch::Device device) {
+  Models m;
+  m.encoder = loader::create_component<sdk::Encoder>(*e.encoder.component, e.encoder.params);
+  m.target = loader::create_component<sdk::Encoder>(*e.encoder.component, e.encoder.params);
+  {
+    torch::NoGradGuard no_grad;
+    const auto src = m.encoder->named_parameters(true);
+    for (auto& p : m.target->named_parameters(true)) p.value().copy_(src[p.key()]);
+    const auto src_buffers = m.encoder->named_buffers(true);
+    for (auto& b : m.target->named_buffers(true)) b.value().copy_(src_buffers[b.key()]);
+  }
+  for (auto& p : m.target->parameters()) p.set_requires_grad(false);
+  m.predictor = loader::create_component<sdk::Predictor>(*e.predictor.component, e.predictor.params);
+  const auto grid = m.encoder->patch_grid();
+  m.predictor->bind({m.encoder->embed_dim(), m.encoder->num_heads(), grid[0], grid[1]});
+  m.encoder->to(device);
+  m.target->to(device);
+  m.predictor->to(device);
+  return m;
+}
+
+int64_t count_trainable(torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.requires_grad() ? p.numel() : 0;
+  return n;
+}
+
+std::unique_ptr<torch::optim::AdamW> make_optimizer(Models& m, double lr, double wd) {
+  std::vector<torch::Tensor> groups[4];
+  auto split = [&](torch::nn::Module& mod, int decay_group, int no_decay_group) {
+    for (const auto& p : mod.named_parameters(true)) {
+      const bool no_decay = p.key().find("bias") != std::string::npos || p.value().dim() == 1;
+      groups[no_decay ? no_decay_group : decay_group].push_back(p.value());
+    }
+  };
+  split(*m.encoder, 0, 2);
+  split(*m.predictor, 1, 3);
+  std::vector<torch::optim::OptimizerParamGroup> param_groups;
+  for (int g = 0; g < 4; ++g) {
+    auto opts = std::make_unique<torch::optim::AdamWOptions>(lr);
+    opts->betas({0.9, 0.999}).eps(1e-8).weight_decay(g < 2 ? wd : 0.0);
+    param_groups.emplace_back(groups[g], std::move(opts));
+  }
+  return std::make_unique<torch::optim::AdamW>(param_groups, torch::optim::AdamWOptions(lr));
+}
+
+}  // namespace jepa::train

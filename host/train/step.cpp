@@ -1,0 +1,111 @@
+#include "train/step.hpp"
+
+#include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <jepa/sdk/tensor_masks.hpp>
+
+#include <cmath>
+
+namespace jepa::train {
+
+namespace {
+
+std::vector<torch::Tensor> index_tensors(const std::vector<int64_t>& flat, int blocks, int batch, int length,
+                                         torch::Device device) {
+  const auto all = torch::tensor(flat, torch::kLong).view({blocks, batch, length}).to(device);
+  std::vector<torch::Tensor> out;
+  for (int b = 0; b < blocks; ++b) out.push_back(all[b]);
+  return out;
+}
+
+void set_schedule(torch::optim::AdamW& opt, double lr, double wd) {
+  auto& groups = opt.param_groups();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    auto& o = static_cast<torch::optim::AdamWOptions&>(groups[g].options());
+    o.lr(lr);
+    if (g < 2) o.weight_decay(wd);  // groups 2 and 3 are excluded from weight decay
+  }
+}
+
+}  // namespace
+
+AutocastScope::AutocastScope(bool enabled) : enabled_(enabled) {
+  if (!enabled_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
+  at::autocast::set_enabled(true);
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!enabled_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+  at::autocast::set_enabled(false);
+#endif
+}
+
+TrainStep::TrainStep(Models& models, torch::optim::AdamW& optimizer, loader::MaskingStrategy& masking,
+                     const Schedules& schedules, uint64_t seed, torch::Device device)
+    : m_(models),
+      optimizer_(optimizer),
+      masking_(masking),
+      schedules_(schedules),
+      seed_(seed),
+      device_(device),
+      grid_(models.encoder->patch_grid()) {
+  for (auto& p : m_.target->parameters()) target_params_.push_back(p);
+  for (auto& p : m_.encoder->parameters()) online_params_.push_back(p);
+}
+
+StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it) {
+  StepResult r;
+  // Upstream advances its schedulers before the step, counting from 1.
+  r.lr = schedules_.lr_at(it + 1);
+  r.weight_decay = schedules_.weight_decay_at(it + 1);
+  set_schedule(optimizer_, r.lr, r.weight_decay);
+
+  const auto B = static_cast<int>(batch_images.size(0));
+  const auto s = masking_.sample({static_cast<int>(grid_[0]), static_cast<int>(grid_[1]), B, seed_, it});
+  r.context_length = s.context_length;
+  r.target_length = s.target_length;
+  const auto ctx = index_tensors(s.context, s.context_blocks, B, s.context_length, device_);
+  const auto tgt = index_tensors(s.target, s.target_blocks, B, s.target_length, device_);
+  const auto images = batch_images.to(device_, /*non_blocking=*/true);
+
+  torch::Tensor loss;
+  {
+    AutocastScope autocast(device_.is_cuda());
+    torch::Tensor h;
+    {
+      torch::NoGradGuard no_grad;
+      h = m_.target->forward(images, {});
+      h = torch::layer_norm(h, {h.size(-1)});  // non-affine, eps 1e-5, as upstream
+      h = sdk::repeat_interleave_batch(sdk::apply_masks(h, tgt), B, s.context_blocks);
+    }
+    const auto z = m_.predictor->forward(m_.encoder->forward(images, ctx), ctx, tgt);
+    loss = torch::nn::functional::smooth_l1_loss(z, h);
+  }
+  r.loss = loss.item<double>();
+  if (!std::isfinite(r.loss)) throw DivergedError(fmt::format("diverged at step {}", it + 1));
+  optimizer_.zero_grad();
+  loss.backward();
+  optimizer_.step();
+
+  // EMA over all encoder parameters, after the optimizer step: target = m * target + (1 - m) * online.
+  r.momentum = schedules_.momentum_at(it);
+  torch::NoGradGuard no_grad;
+  torch::_foreach_mul_(target_params_, r.momentum);
+  torch::_foreach_add_(target_params_, online_params_, 1.0 - r.momentum);
+  return r;
+}
+
+}  // namespace jepa::train

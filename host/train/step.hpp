@@ -1,0 +1,63 @@
+// One I-JEPA optimisation step, as upstream's train_step. Shared by the trainer and the
+// benchmark so that what is measured is what trains.
+#pragma once
+
+#include "loader/masking_strategy.hpp"
+#include "train/models.hpp"
+#include "train/schedules.hpp"
+
+#include <torch/optim/adamw.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+namespace jepa::train {
+
+struct DivergedError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct StepResult {
+  double loss = 0;
+  double lr = 0;
+  double weight_decay = 0;
+  double momentum = 0;
+  int context_length = 0;
+  int target_length = 0;
+};
+
+class TrainStep {
+ public:
+  TrainStep(Models& models, torch::optim::AdamW& optimizer, loader::MaskingStrategy& masking,
+            const Schedules& schedules, uint64_t seed, torch::Device device);
+
+  // images [B, C, H, W] on any device; `it` is the 0-based iteration. Throws DivergedError on a
+  // non-finite loss (before it touches the weights).
+  StepResult run(const torch::Tensor& images, int64_t it);
+
+ private:
+  Models& m_;
+  torch::optim::AdamW& optimizer_;
+  loader::MaskingStrategy& masking_;
+  const Schedules& schedules_;
+  uint64_t seed_;
+  torch::Device device_;
+  std::array<int64_t, 2> grid_;
+  std::vector<torch::Tensor> target_params_;
+  std::vector<torch::Tensor> online_params_;
+};
+
+// bf16 autocast over the forward passes and the loss on CUDA, as upstream; a no-op on CPU.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool enabled);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool enabled_;
+};
+
+}  // namespace jepa::train

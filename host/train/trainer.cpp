@@ -1,0 +1,455 @@
+#include "train/trainer.hpp"
+
+#include "data/dataset.hpp"
+#include "loader/cxx_component.hpp"
+#include "loader/masking_strategy.hpp"
+#include "train/checkpoint.hpp"
+#include "train/environment.hpp"
+#include "train/models.hpp"
+#include "train/progress.hpp"
+#include "train/schedules.hpp"
+#include "train/step.hpp"
+
+#include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <jepa/sdk/encoder.hpp>
+#include <jepa/sdk/evaluator.hpp>
+#include <jepa/sdk/predictor.hpp>
+#include <jepa/sdk/tensor_masks.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <thread>
+
+namespace jepa::train {
+
+namespace fs = std::filesystem;
+using config::ConfigError;
+using config::Experiment;
+
+namespace {
+
+// ------------------------------------------------------------------ process-wide settings
+
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) {
+  g_signal.store(sig);
+}
+
+// Installs SIGINT/SIGTERM handlers for the duration of a run: the loop finishes its step,
+// checkpoints and records the run as KILLED, instead of dying with a RUNNING row.
+class SignalScope {
+ public:
+  SignalScope() {
+    g_signal.store(0);
+    old_int_ = std::signal(SIGINT, on_signal);
+    old_term_ = std::signal(SIGTERM, on_signal);
+  }
+  ~SignalScope() {
+    std::signal(SIGINT, old_int_);
+    std::signal(SIGTERM, old_term_);
+  }
+  SignalScope(const SignalScope&) = delete;
+  SignalScope& operator=(const SignalScope&) = delete;
+
+ private:
+  void (*old_int_)(int);
+  void (*old_term_)(int);
+};
+
+torch::Device pick_device(const std::string& wanted) {
+  if (wanted == "cpu") return torch::kCPU;
+  if (wanted == "cuda") {
+    if (!torch::cuda::is_available()) {
+      throw ConfigError("[run] device = \"cuda\", but this LibTorch build or machine has no CUDA device");
+    }
+    return torch::kCUDA;
+  }
+  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+void set_threads(int threads) {
+  // LibTorch starts with one thread on some builds (Debian's): always set it explicitly.
+  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+}
+
+// ------------------------------------------------------------------ data
+
+std::shared_ptr<const data::ImageSource> open_split(const Experiment& e, data::Split split) {
+  if (e.dataset == "fashion_mnist") {
+    return data::open_fashion_mnist(e.path.empty() ? data::kFashionMnistDefaultPath : e.path, split);
+  }
+  return data::open_image_folder(e.path, split);
+}
+
+data::Transform make_transform(const Experiment& e, bool train) {
+  data::Transform t;
+  t.image_size = static_cast<int>(e.image_size);
+  t.random_crop = train && e.random_crop;
+  t.crop_scale = e.crop_scale;
+  t.mean = e.mean;
+  t.std = e.std;
+  return t;
+}
+
+torch::Tensor images_tensor(data::Batch& b) {
+  return torch::from_blob(b.images.data(), {b.batch_size, b.channels, b.height, b.width}, torch::kFloat32);
+}
+
+// ------------------------------------------------------------------ models
+
+// Checks that images of the configured size go through the encoder and match its grid, so a
+// mismatch is a clear configuration error instead of a shape error deep inside a step.
+void check_shapes(const Experiment& e, Models& m, int channels, torch::Device device) {
+  const auto grid = m.encoder->patch_grid();
+  torch::NoGradGuard no_grad;
+  const auto probe = torch::zeros({1, channels, e.image_size, e.image_size}, torch::TensorOptions().device(device));
+  int64_t tokens = 0;
+  try {
+    tokens = m.encoder->forward(probe, {}).size(1);
+  } catch (const std::exception& ex) {
+    std::string what = ex.what();
+    throw ConfigError(
+        fmt::format("[data] image_size = {} with {} channel(s) does not fit encoder '{}' (patch grid {}x{}): {}",
+                    e.image_size, channels, e.encoder.id, grid[0], grid[1], what.substr(0, what.find('\n'))));
+  }
+  if (tokens != grid[0] * grid[1]) {
+    throw ConfigError(fmt::format("[data] image_size = {} gives {} tokens, but encoder '{}' has a {}x{} grid",
+                                  e.image_size, tokens, e.encoder.id, grid[0], grid[1]));
+  }
+}
+
+// ------------------------------------------------------------------ evaluation
+
+sdk::EvalInput make_eval_input(const Experiment& e, Models& m, torch::Device device, int64_t step,
+                               const std::shared_ptr<const data::ImageSource>& train,
+                               const std::shared_ptr<const data::ImageSource>& test) {
+  sdk::EvalInput in;
+  const auto transform = make_transform(e, /*train=*/false);
+  auto source_of = [train, test](sdk::Split s) { return s == sdk::Split::train ? train : test; };
+  in.size = [source_of](sdk::Split s) { return source_of(s)->size(); };
+  in.batch = [source_of, transform](sdk::Split s, int64_t begin, int64_t end) {
+    data::Batch b = data::load_range(*source_of(s), transform, begin, end);
+    auto images = images_tensor(b).clone();
+    auto labels = torch::tensor(b.labels, torch::kLong);
+    return std::make_pair(images, labels);
+  };
+  auto target = m.target;
+  const bool cuda = device.is_cuda();
+  in.encode = [target, device, cuda](const torch::Tensor& images, int64_t layers) {
+    torch::NoGradGuard no_grad;
+    AutocastScope autocast(cuda);
+    auto out = target->forward_last_layers(images.to(device), layers);
+    for (auto& t : out) t = t.to(torch::kFloat32);
+    return out;
+  };
+  in.step = step;
+  in.seed = e.seed;
+  in.device = device;
+  return in;
+}
+
+std::vector<std::pair<std::string, double>> run_evaluator(const config::ComponentChoice& choice,
+                                                          const sdk::EvalInput& input, store::Store& store,
+                                                          int64_t run_id, int64_t step) {
+  auto evaluator = loader::create_component<sdk::Evaluator>(*choice.component, choice.params);
+  const auto metrics = evaluator->evaluate(input);
+  nlohmann::json params = nlohmann::json::object();
+  for (const auto& [k, v] : choice.params.values)
+    params[k] = std::visit([](const auto& x) { return nlohmann::json(x); }, v);
+  std::vector<std::pair<std::string, double>> out;
+  std::vector<store::MetricPoint> points;
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const auto& mtr : metrics) {
+    store.add_evaluation(run_id, {choice.id, mtr.name, mtr.value, step, params.dump()});
+    points.push_back({choice.id + "/" + mtr.name, step, mtr.value, now});
+    out.emplace_back(choice.id + "/" + mtr.name, mtr.value);
+  }
+  store.log_metrics(run_id, points);
+  return out;
+}
+
+std::vector<store::PluginRecord> plugin_records(const Experiment& e) {
+  std::vector<store::PluginRecord> out;
+  auto add = [&](const config::ComponentChoice& c) {
+    const auto* info = c.component;
+    out.push_back({loader::kind_name(info->kind), info->id, info->version, info->plugin->name, info->plugin->version,
+                   info->plugin->path.string(), info->plugin->sha256, info->plugin->fingerprint.describe()});
+  };
+  add(e.masking);
+  add(e.encoder);
+  add(e.predictor);
+  for (const auto& ev : e.evaluators) add(ev);
+  return out;
+}
+
+fs::path checkpoint_path(const Experiment& e, int64_t run_id) {
+  return fs::absolute(fs::path(e.checkpoint_dir) / std::to_string(run_id) / "checkpoint.pt");
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ the run
+
+void describe_experiment(const Experiment& e) {
+  set_threads(e.threads);
+  const torch::Device device = torch::kCPU;  // a dry run only builds: no accelerator needed
+  torch::manual_seed(e.seed);
+  const int channels = e.dataset == "fashion_mnist" ? 1 : 3;
+  Models m = build_models(e, device);
+  const auto grid = m.encoder->patch_grid();
+  fmt::print("dry run: {} ({})\n", e.name, e.source.string());
+  fmt::print("  encoder   {} : {:.3f} M trainable parameters, width {}, {} heads, depth {}, grid {}x{}\n", e.encoder.id,
+             count_trainable(*m.encoder) / 1e6, m.encoder->embed_dim(), m.encoder->num_heads(), m.encoder->depth(),
+             grid[0], grid[1]);
+  fmt::print("  predictor {} : {:.3f} M trainable parameters\n", e.predictor.id, count_trainable(*m.predictor) / 1e6);
+  loader::MaskingStrategy masking(*e.masking.component, e.masking.params);
+  const auto s =
+      masking.sample({static_cast<int>(grid[0]), static_cast<int>(grid[1]), static_cast<int>(e.batch_size), e.seed, 0});
+  fmt::print("  masking   {} : context {} x {} patches, targets {} x {} patches (batch {}, step 0)\n", e.masking.id,
+             s.context_blocks, s.context_length, s.target_blocks, s.target_length, e.batch_size);
+  const int64_t params = count_trainable(*m.encoder) + count_trainable(*m.predictor);
+  if (params < 100'000'000) {
+    check_shapes(e, m, channels, device);
+    fmt::print("  shapes    a {}x{} image gives {} tokens: ok\n", e.image_size, e.image_size, grid[0] * grid[1]);
+  } else {
+    fmt::print("  shapes    (forward check skipped for a {:.0f} M parameter model)\n", params / 1e6);
+  }
+  fmt::print("  optimizer AdamW, lr {} -> {} (warmup {} epochs from {}), wd {} -> {}, ema {} -> {}\n", e.lr, e.final_lr,
+             e.warmup, e.start_lr, e.weight_decay, e.final_weight_decay, e.ema[0], e.ema[1]);
+  fmt::print("  evaluation {}\n", e.evaluators.empty() ? std::string("(none)") : e.evaluators[0].id);
+}
+
+TrainOutcome run_experiment(const Experiment& e, store::Store& store, const TrainOptions& options) {
+  set_threads(e.threads);
+  const torch::Device device = pick_device(e.device);
+  torch::manual_seed(e.seed);
+  if (device.is_cuda()) torch::cuda::manual_seed_all(e.seed);
+
+  const int channels = e.dataset == "fashion_mnist" ? 1 : 3;
+  Models m = build_models(e, device);
+  const auto grid = m.encoder->patch_grid();
+
+  auto train_source = open_split(e, data::Split::train);
+  std::shared_ptr<const data::ImageSource> test_source;
+  if (!e.evaluators.empty()) test_source = open_split(e, data::Split::test);
+  if (train_source->channels() != channels) {
+    throw ConfigError(fmt::format("dataset has {} channels, expected {}", train_source->channels(), channels));
+  }
+  check_shapes(e, m, channels, device);
+
+  data::LoaderOptions lopts;
+  lopts.batch_size = e.batch_size;
+  lopts.seed = e.seed;
+  lopts.workers = e.workers;
+  lopts.limit = e.limit_train;
+  const int64_t ipe = data::EpochLoader::batches_per_epoch(train_source->size(), lopts);
+  if (ipe == 0) {
+    throw ConfigError(fmt::format("[data] batch_size = {} is larger than the {} training images", e.batch_size,
+                                  train_source->size()));
+  }
+  ScheduleConfig sc;
+  sc.iterations_per_epoch = ipe;
+  sc.epochs = e.epochs;
+  sc.ipe_scale = e.ipe_scale;
+  sc.start_lr = e.start_lr;
+  sc.lr = e.lr;
+  sc.final_lr = e.final_lr;
+  sc.warmup_epochs = e.warmup;
+  sc.weight_decay = e.weight_decay;
+  sc.final_weight_decay = e.final_weight_decay;
+  sc.ema_start = e.ema[0];
+  sc.ema_end = e.ema[1];
+  const Schedules sched(sc);
+  const int64_t total_steps = e.max_steps > 0 ? std::min(e.max_steps, e.epochs * ipe) : e.epochs * ipe;
+
+  auto optimizer = make_optimizer(m, e.start_lr, e.weight_decay);
+  loader::MaskingStrategy masking(*e.masking.component, e.masking.params);
+
+  // Record the run (or reopen the one being resumed) before the first step.
+  CheckpointState state;
+  int64_t run_id = 0;
+  if (options.resume_run) {
+    run_id = *options.resume_run;
+    const auto ckpt = store.latest_artifact(run_id, "checkpoint");
+    if (!ckpt) throw std::runtime_error(fmt::format("run {} has no checkpoint to resume from", run_id));
+    state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get());
+    store.reopen_run(run_id, state.step);
+    fmt::print(stderr, "resuming run {} from step {} ({})\n", run_id, state.step, ckpt->path);
+  } else {
+    run_id = store.create_run(e.name, e.resolved.dump(), e.source.string(), e.seed);
+    store.set_params(run_id, config::flatten(e.resolved));
+    store.add_plugins(run_id, plugin_records(e));
+  }
+  store.set_environment(run_id, collect_environment(e.source.parent_path(), device.str()));
+
+  TrainOutcome out;
+  out.run_id = run_id;
+  SignalScope signals;
+  store::MetricLogger log(store, run_id);
+  Progress progress(options.progress, total_steps, ipe, state.step, e.batch_size);
+  const fs::path ckpt_path = checkpoint_path(e, run_id);
+  auto checkpoint = [&](int64_t epoch, int64_t batch_in_epoch) {
+    state.epoch = epoch;
+    state.batch_in_epoch = batch_in_epoch;
+    save_checkpoint(ckpt_path, state, *m.encoder, *m.target, *m.predictor, *optimizer);
+    store.add_artifact(
+        run_id, {"checkpoint", ckpt_path.string(), state.step, static_cast<int64_t>(fs::file_size(ckpt_path)), "", ""});
+  };
+
+  try {
+    TrainStep step(m, *optimizer, masking, sched, e.seed, device);
+
+    int64_t epoch = state.epoch;
+    int64_t batch_index = state.batch_in_epoch;
+    const int64_t start_step = state.step;
+    double window_start = now_seconds();
+    int64_t window_images = 0;
+    double last_heartbeat = now_seconds();
+    std::string stop_reason;
+    while (state.step < total_steps && stop_reason.empty()) {
+      data::EpochLoader loader(train_source, make_transform(e, true), lopts, epoch, batch_index);
+      while (state.step < total_steps) {
+        auto batch = loader.next();
+        if (!batch) break;
+        const StepResult r = step.run(images_tensor(*batch), state.step);
+        const double loss_value = r.loss;
+        ++state.step;
+        ++batch_index;
+        state.loss = loss_value;
+        window_images += batch->batch_size;
+
+        const bool log_now = state.step % e.log_every == 0 || state.step == total_steps;
+        if (log_now) {
+          const double t = now_seconds();
+          const double ips = window_images / std::max(1e-9, t - window_start);
+          window_start = t;
+          window_images = 0;
+          log.log("train/loss", state.step, loss_value);
+          log.log("train/lr", state.step, r.lr);
+          log.log("train/weight_decay", state.step, r.weight_decay);
+          log.log("train/momentum", state.step, r.momentum);
+          log.log("train/images_per_s", state.step, ips);
+          log.log("train/context_patches", state.step, r.context_length);
+          log.log("train/target_patches", state.step, r.target_length);
+          log.log("train/epoch", state.step, static_cast<double>(epoch));
+        }
+        progress.update(state.step, epoch, loss_value, r.lr, now_seconds());
+        if (now_seconds() - last_heartbeat > 10.0) {
+          log.flush();
+          store.heartbeat(run_id, state.step);
+          last_heartbeat = now_seconds();
+        }
+        if (e.checkpoint_every > 0 && state.step % e.checkpoint_every == 0 && state.step < total_steps) {
+          checkpoint(epoch, batch_index);
+        }
+        if (const int sig = g_signal.load(); sig != 0) {
+          stop_reason = fmt::format("interrupted by signal {} at step {}", sig, state.step);
+          break;
+        }
+        if (options.stop_after > 0 && state.step - start_step >= options.stop_after) {
+          stop_reason = fmt::format("stopped after {} steps (--stop-after) at step {}", options.stop_after, state.step);
+          break;
+        }
+      }
+      if (state.step < total_steps && stop_reason.empty()) {
+        ++epoch;
+        batch_index = 0;
+      }
+      if (loader.skipped() > 0) log.log("data/skipped_images", state.step, static_cast<double>(loader.skipped()));
+    }
+    progress.finish();
+    log.flush();
+    out.steps = state.step;
+    out.last_loss = state.loss;
+    checkpoint(epoch, batch_index);
+    if (!stop_reason.empty()) {
+      const std::string reason = stop_reason + fmt::format("; continue with: jepa run --resume {}", run_id);
+      store.finish_run(run_id, store::RunStatus::killed, reason);
+      out.status = store::RunStatus::killed;
+      out.reason = reason;
+      return out;
+    }
+
+    if (!options.skip_evaluation) {
+      for (const auto& ev : e.evaluators) {
+        fmt::print(stderr, "evaluating with {} ...\n", ev.id);
+        const auto input = make_eval_input(e, m, device, state.step, train_source, test_source);
+        for (const auto& [name, value] : run_evaluator(ev, input, store, run_id, state.step)) {
+          fmt::print("{} = {:.4g}\n", name, value);
+        }
+      }
+    }
+    store.finish_run(run_id, store::RunStatus::completed);
+    out.status = store::RunStatus::completed;
+    return out;
+  } catch (const std::exception& ex) {
+    progress.finish();
+    std::string what = ex.what();
+    what = what.substr(0, what.find('\n'));
+    try {
+      log.flush();
+      store.finish_run(run_id, store::RunStatus::failed, what);
+    } catch (const std::exception& inner) {
+      fmt::print(stderr, "warning: could not record the failure: {}\n", inner.what());
+    }
+    out.status = store::RunStatus::failed;
+    out.reason = what;
+    out.steps = state.step;
+    return out;
+  }
+}
+
+namespace {
+
+struct LoadedRun {
+  Experiment experiment;
+  Models models;
+  CheckpointState state;
+  torch::Device device = torch::kCPU;
+};
+
+LoadedRun load_run(int64_t run_id, const loader::Registry& registry, store::Store& store) {
+  const auto run = store.find_run(run_id);
+  if (!run) throw std::runtime_error(fmt::format("no run {} in {}", run_id, store.path().string()));
+  LoadedRun r{config::experiment_from_json(nlohmann::json::parse(run->config_json), registry), {}, {}, torch::kCPU};
+  set_threads(r.experiment.threads);
+  r.device = pick_device(r.experiment.device);
+  r.models = build_models(r.experiment, r.device);
+  const auto ckpt = store.latest_artifact(run_id, "checkpoint");
+  if (!ckpt) throw std::runtime_error(fmt::format("run {} has no checkpoint", run_id));
+  r.state = load_checkpoint(ckpt->path, *r.models.encoder, *r.models.target, *r.models.predictor, nullptr);
+  return r;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, double>> evaluate_run(int64_t run_id, const config::ComponentChoice& evaluator,
+                                                         const loader::Registry& registry, store::Store& store) {
+  LoadedRun r = load_run(run_id, registry, store);
+  auto train = open_split(r.experiment, data::Split::train);
+  auto test = open_split(r.experiment, data::Split::test);
+  const auto input = make_eval_input(r.experiment, r.models, r.device, r.state.step, train, test);
+  return run_evaluator(evaluator, input, store, run_id, r.state.step);
+}
+
+void export_run(int64_t run_id, const fs::path& output, bool module_prefix, const loader::Registry& registry,
+                store::Store& store) {
+  LoadedRun r = load_run(run_id, registry, store);
+  export_weights(output, *r.models.encoder, *r.models.target, *r.models.predictor, r.state, r.experiment.batch_size,
+                 r.experiment.lr, module_prefix);
+  store.add_artifact(run_id, {"export", fs::absolute(output).string(), r.state.step,
+                              static_cast<int64_t>(fs::file_size(output)), "", ""});
+}
+
+}  // namespace jepa::train

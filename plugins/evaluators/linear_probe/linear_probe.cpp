@@ -1,0 +1,131 @@
+// Evaluator `linear_probe`: a linear classifier on frozen, average-pooled patch tokens of the
+// target encoder (standardised with the training split's statistics), trained on the train
+// split and scored on the test split. Recipe: Adam, lr 1e-3, weight decay 1e-4, batch 256,
+// 30 epochs (the calibration recipe of shared/IJEPA_REFERENCE.md). `last_layers = 4`
+// concatenates the pooled outputs of the last 4 blocks, as the paper does for transfer.
+#include <jepa/sdk/evaluator.hpp>
+#include <jepa/sdk/plugin.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace {
+
+using jepa::sdk::EvalInput;
+using jepa::sdk::Metric;
+using jepa::sdk::Params;
+using jepa::sdk::ParamSpec;
+using jepa::sdk::Split;
+
+struct Features {
+  torch::Tensor x;  // [n, D], float32, CPU
+  torch::Tensor y;  // [n], int64
+};
+
+class LinearProbe final : public jepa::sdk::Evaluator {
+ public:
+  explicit LinearProbe(const Params& p)
+      : epochs_(p.get_int("epochs")),
+        lr_(p.get_float("lr")),
+        weight_decay_(p.get_float("weight_decay")),
+        batch_size_(p.get_int("batch_size")),
+        last_layers_(p.get_int("last_layers")),
+        extract_batch_(p.get_int("extract_batch")),
+        limit_train_(p.get_int("limit_train")),
+        limit_test_(p.get_int("limit_test")) {}
+
+  std::vector<Metric> evaluate(const EvalInput& in) override {
+    const Features train = extract(in, Split::train, limit_train_);
+    const Features test = extract(in, Split::test, limit_test_);
+    if (train.x.size(0) == 0 || test.x.size(0) == 0) {
+      throw std::runtime_error("linear_probe needs labelled train and test images");
+    }
+    // Standardise with the training split's statistics.
+    const auto mean = train.x.mean(0, true);
+    const auto std = train.x.std(0, /*unbiased=*/false, true).clamp_min(1e-6);
+    const auto xtr = (train.x - mean) / std;
+    const auto xte = (test.x - mean) / std;
+    const int64_t classes = train.y.max().item<int64_t>() + 1;
+    const int64_t dim = xtr.size(1);
+
+    // A private generator, so evaluating never disturbs the trainer's random state.
+    auto gen = at::detail::createCPUGenerator(in.seed);
+    torch::nn::Linear head(dim, classes);
+    {
+      torch::NoGradGuard no_grad;
+      const double bound = 1.0 / std::sqrt(static_cast<double>(dim));
+      head->weight.uniform_(-bound, bound, gen);
+      head->bias.uniform_(-bound, bound, gen);
+    }
+    torch::optim::Adam opt(head->parameters(), torch::optim::AdamOptions(lr_).weight_decay(weight_decay_));
+    const int64_t n = xtr.size(0);
+    for (int64_t epoch = 0; epoch < epochs_; ++epoch) {
+      const auto order = torch::randperm(n, gen, torch::kLong);
+      for (int64_t b = 0; b < n; b += batch_size_) {
+        const auto idx = order.slice(0, b, std::min(n, b + batch_size_));
+        const auto loss =
+            torch::nn::functional::cross_entropy(head->forward(xtr.index_select(0, idx)), train.y.index_select(0, idx));
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+      }
+    }
+    torch::NoGradGuard no_grad;
+    auto accuracy = [&](const torch::Tensor& x, const torch::Tensor& y) {
+      return 100.0 * head->forward(x).argmax(1).eq(y).to(torch::kFloat64).mean().item<double>();
+    };
+    return {{"top1", accuracy(xte, test.y)},
+            {"train_top1", accuracy(xtr, train.y)},
+            {"feature_dim", static_cast<double>(dim)},
+            {"train_images", static_cast<double>(n)},
+            {"test_images", static_cast<double>(xte.size(0))}};
+  }
+
+ private:
+  Features extract(const EvalInput& in, Split split, int64_t limit) const {
+    int64_t n = in.size(split);
+    if (limit > 0) n = std::min(n, limit);
+    std::vector<torch::Tensor> xs;
+    std::vector<torch::Tensor> ys;
+    torch::NoGradGuard no_grad;
+    for (int64_t b = 0; b < n; b += extract_batch_) {
+      auto [images, labels] = in.batch(split, b, std::min(n, b + extract_batch_));
+      const auto layers = in.encode(images, last_layers_);
+      std::vector<torch::Tensor> pooled;
+      for (const auto& l : layers) pooled.push_back(l.mean(1).to(torch::kCPU, torch::kFloat32));
+      xs.push_back(torch::cat(pooled, 1));
+      ys.push_back(labels.to(torch::kCPU, torch::kLong));
+    }
+    if (xs.empty()) return {torch::zeros({0, 0}), torch::zeros({0}, torch::kLong)};
+    return {torch::cat(xs, 0), torch::cat(ys, 0)};
+  }
+
+  int64_t epochs_;
+  double lr_;
+  double weight_decay_;
+  int64_t batch_size_;
+  int64_t last_layers_;
+  int64_t extract_batch_;
+  int64_t limit_train_;
+  int64_t limit_test_;
+};
+
+}  // namespace
+
+JEPA_PLUGIN("evaluator-linear-probe", "1.0.0") {
+  plugin.add<LinearProbe>(
+      "linear_probe", 1, "Linear probe on frozen, average-pooled target-encoder tokens (top-1 %)",
+      {
+          ParamSpec::integer("epochs", 30, "training epochs of the linear head").range(1, 10000),
+          ParamSpec::real("lr", 1e-3, "Adam learning rate").range(0.0, 10.0),
+          ParamSpec::real("weight_decay", 1e-4, "Adam weight decay (L2)").range(0.0, 1.0),
+          ParamSpec::integer("batch_size", 256, "probe batch size").range(1, 1 << 20),
+          ParamSpec::integer("last_layers", 1, "pool and concatenate the last N blocks (paper: 4 for transfer)")
+              .range(1, 64),
+          ParamSpec::integer("extract_batch", 256, "images per feature-extraction batch").range(1, 1 << 16),
+          ParamSpec::integer("limit_train", 0, "use only the first N training images (0 = all)").at_least(0),
+          ParamSpec::integer("limit_test", 0, "use only the first N test images (0 = all)").at_least(0),
+      });
+}

@@ -1,0 +1,229 @@
+// Training end to end through the `jepa` executable: a tiny experiment on real Fashion-MNIST
+// images, the results store, checkpoints, exact resume, kills, divergence, export, bad configs.
+#include "jepa_process.hpp"
+#include "store/store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+namespace fs = std::filesystem;
+using jepa_test::contains;
+using jepa_test::run_jepa;
+using jepa_test::slurp;
+
+namespace {
+
+// 256 images, batch 16: 16 steps per epoch; a 7x7 patch grid and a 2-block ViT keep a step ~10 ms.
+std::string tiny_experiment(const fs::path& dir, int epochs) {
+  return "[run]\nseed = 3\nthreads = 2\n"
+         "[data]\ndataset = \"fashion_mnist\"\nimage_size = 28\nbatch_size = 16\nworkers = 1\nlimit_train = 256\n"
+         "[masking]\nstrategy = \"multiblock\"\n"
+         "[encoder]\nplugin = \"vit\"\n[encoder.params]\nsize = \"custom\"\nembed_dim = 32\ndepth = 2\n"
+         "num_heads = 2\nimg_size = 28\npatch_size = 4\nin_chans = 1\n"
+         "[predictor]\nplugin = \"vit_predictor\"\n[predictor.params]\nembed_dim = 16\ndepth = 1\n"
+         "[optimization]\nepochs = " +
+         std::to_string(epochs) +
+         "\nwarmup = 0.5\n"
+         "[checkpoint]\nevery = 4\ndir = \"" +
+         (dir / "runs").string() +
+         "\"\n"
+         "[logging]\nevery = 1\n"
+         "[[evaluation]]\nevaluator = \"linear_probe\"\nepochs = 2\nlimit_train = 512\nlimit_test = 256\n";
+}
+
+fs::path write_experiment(const fs::path& dir, int epochs, const std::string& name = "tiny.toml") {
+  const fs::path file = dir / name;
+  std::ofstream(file) << tiny_experiment(dir, epochs);
+  return file;
+}
+
+std::string q(const fs::path& p) {
+  return "'" + p.string() + "'";
+}
+
+std::vector<double> losses(const fs::path& db, int64_t run) {
+  jepa::store::Store store(db);
+  std::vector<double> out;
+  for (const auto& m : store.metrics(run, "train/loss")) out.push_back(m.value);
+  return out;
+}
+
+}  // namespace
+
+TEST(Train, EndToEndRecordsEverything) {
+  const auto dir = jepa_test::temp_dir("jepa_train_e2e");
+  const auto file = write_experiment(dir, 2);
+  const auto db = dir / "jepa.db";
+  const auto r = run_jepa("run " + q(file) + " --db " + q(db));
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "linear_probe/top1")) << r.out;
+
+  jepa::store::Store store(db);
+  const auto run = store.find_run("tiny");
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->status, jepa::store::RunStatus::completed);
+  EXPECT_EQ(store.metrics(run->id, "train/loss").size(), 32u);
+  EXPECT_EQ(store.metrics(run->id, "train/lr").back().step, 32);
+  const auto params = store.params(run->id);
+  EXPECT_EQ(params.at("encoder.params.depth"), "2");
+  EXPECT_EQ(params.at("optimization.epochs"), "2");
+  EXPECT_EQ(store.environment(run->id).count("torch_version"), 1u);
+  EXPECT_EQ(store.plugins(run->id).size(), 4u);
+  bool probed = false;
+  for (const auto& e : store.evaluations(run->id))
+    probed = probed || (e.evaluator == "linear_probe" && e.metric == "top1");
+  EXPECT_TRUE(probed);
+  const auto ckpt = store.latest_artifact(run->id, "checkpoint");
+  ASSERT_TRUE(ckpt);
+  EXPECT_EQ(ckpt->step, 32);
+  EXPECT_TRUE(fs::exists(ckpt->path));
+  // The loss goes down from its first value.
+  const auto l = losses(db, run->id);
+  EXPECT_LT(l.back(), l.front());
+  fs::remove_all(dir);
+}
+
+TEST(Train, ResumeIsExact) {
+  const auto dir = jepa_test::temp_dir("jepa_train_resume");
+  const auto file = write_experiment(dir, 1);
+  const auto db_a = dir / "a.db";
+  const auto db_b = dir / "b.db";
+  ASSERT_EQ(run_jepa("run " + q(file) + " --no-eval --db " + q(db_a)).code, 0);
+  const auto stopped = run_jepa("run " + q(file) + " --no-eval --stop-after 5 --db " + q(db_b));
+  ASSERT_EQ(stopped.code, 0) << stopped.err;
+  {
+    jepa::store::Store store(db_b);
+    const auto run = store.find_run(1);
+    ASSERT_TRUE(run);
+    EXPECT_EQ(run->status, jepa::store::RunStatus::killed);
+    EXPECT_TRUE(contains(run->reason, "--stop-after")) << run->reason;
+    EXPECT_EQ(store.metrics(1, "train/loss").size(), 5u);
+  }
+  const auto resumed = run_jepa("run --resume 1 --no-eval --db " + q(db_b));
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  const auto a = losses(db_a, 1);
+  const auto b = losses(db_b, 1);
+  ASSERT_EQ(a.size(), 16u);
+  ASSERT_EQ(b.size(), 16u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << "step " << i + 1;
+  // The weights agree too: the exports are byte-identical.
+  ASSERT_EQ(run_jepa("export 1 -o " + q(dir / "a.pt") + " --db " + q(db_a)).code, 0);
+  ASSERT_EQ(run_jepa("export 1 -o " + q(dir / "b.pt") + " --db " + q(db_b)).code, 0);
+  EXPECT_EQ(slurp(dir / "a.pt"), slurp(dir / "b.pt"));
+  // What Python's torch.load returns, with upstream's key names (check_export.py unpickles the
+  // archive as torch.load does).
+  const std::string check = "python3 '" JEPA_SOURCE_DIR "/tests/integration/check_export.py' ";
+  EXPECT_EQ(std::system((check + q(dir / "a.pt")).c_str()), 0);
+  ASSERT_EQ(run_jepa("export 1 --no-module-prefix -o " + q(dir / "c.pt") + " --db " + q(db_a)).code, 0);
+  EXPECT_EQ(std::system((check + q(dir / "c.pt") + " --no-module-prefix").c_str()), 0);
+  EXPECT_NE(std::system((check + q(dir / "c.pt")).c_str()), 0) << "the checker notices a missing prefix";
+  fs::remove_all(dir);
+}
+
+TEST(Train, KilledProcessLeavesARunningRowAndResumes) {
+  const auto dir = jepa_test::temp_dir("jepa_train_kill");
+  const auto file = write_experiment(dir, 40);
+  const auto db = dir / "jepa.db";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl(JEPA_BINARY, JEPA_BINARY, "run", file.c_str(), "--no-eval", "--db", db.c_str(), nullptr);
+    ::_exit(127);
+  }
+  // Wait for the first checkpoint, then kill -9.
+  bool checkpointed = false;
+  for (int i = 0; i < 600 && !checkpointed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!fs::exists(db)) continue;
+    try {
+      jepa::store::Store store(db);
+      checkpointed = store.latest_artifact(1, "checkpoint").has_value();
+    } catch (const std::exception&) {
+    }
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(checkpointed);
+  {
+    jepa::store::Store store(db);
+    EXPECT_EQ(store.find_run(1)->status, jepa::store::RunStatus::running) << "a later command sees the zombie";
+  }
+  // Resuming continues from the checkpoint (stop after a few more steps to keep the test short).
+  const auto r = run_jepa("run --resume 1 --no-eval --stop-after 3 --db " + q(db));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "resuming run 1 from step")) << r.err;
+  fs::remove_all(dir);
+}
+
+TEST(Train, SigintStopsCleanlyAsKilled) {
+  const auto dir = jepa_test::temp_dir("jepa_train_sigint");
+  const auto file = write_experiment(dir, 40);
+  const auto db = dir / "jepa.db";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl(JEPA_BINARY, JEPA_BINARY, "run", file.c_str(), "--no-eval", "--db", db.c_str(), nullptr);
+    ::_exit(127);
+  }
+  bool started = false;
+  for (int i = 0; i < 600 && !started; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!fs::exists(db)) continue;
+    try {
+      jepa::store::Store store(db);
+      started = store.latest_artifact(1, "checkpoint").has_value();
+    } catch (const std::exception&) {
+    }
+  }
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(started);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  jepa::store::Store store(db);
+  const auto run = store.find_run(1);
+  EXPECT_EQ(run->status, jepa::store::RunStatus::killed);
+  EXPECT_TRUE(contains(run->reason, "interrupted by signal 2")) << run->reason;
+  fs::remove_all(dir);
+}
+
+TEST(Train, NonFiniteLossFailsTheRunWithTheStep) {
+  const auto dir = jepa_test::temp_dir("jepa_train_diverge");
+  const auto file = write_experiment(dir, 1);
+  const auto db = dir / "jepa.db";
+  const auto r = run_jepa("run " + q(file) + " --no-eval --db " + q(db) +
+                          " --set optimization.lr=1e30 --set optimization.start_lr=1e30");
+  EXPECT_EQ(r.code, 1);
+  jepa::store::Store store(db);
+  const auto run = store.find_run(1);
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->status, jepa::store::RunStatus::failed);
+  EXPECT_TRUE(contains(run->reason, "diverged at step ")) << run->reason;
+  fs::remove_all(dir);
+}
+
+TEST(Train, BadConfigNamesFileLineAndKey) {
+  const auto dir = jepa_test::temp_dir("jepa_train_badcfg");
+  std::string text = tiny_experiment(dir, 1);
+  text.replace(text.find("depth = 2"), 9, "dept = 2");
+  std::ofstream(dir / "typo.toml") << text;
+  const auto r = run_jepa("run " + q(dir / "typo.toml") + " --db " + q(dir / "x.db"));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "typo.toml:17:")) << r.err;
+  EXPECT_TRUE(contains(r.err, "unknown key 'dept'")) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "x.db")) << "nothing is recorded for a bad config";
+  const auto s = run_jepa("run " + q(dir / "typo.toml") + " --set data.batch_size=0");
+  EXPECT_EQ(s.code, 2);
+  fs::remove_all(dir);
+}
+
+TEST(Train, PaperRecipeValidatesAndBuildsItsModels) {
+  const auto r = run_jepa("run '" JEPA_SOURCE_DIR "/experiments/ijepa_vith14_in1k.toml' --dry-run");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "630.435 M trainable parameters")) << r.out;
+  EXPECT_TRUE(contains(r.out, "grid 16x16")) << r.out;
+}
