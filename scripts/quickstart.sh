@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# The main job: installs the dependencies (idempotent), builds, lists the plugins and draws
-# I-JEPA multi-block masks. Everything it produces lands in results/.
+# The main job: installs the dependencies (idempotent), builds, trains I-JEPA on Fashion-MNIST
+# (experiments/quickstart.toml), evaluates it with a linear probe, and records the run in
+# results/jepa.db. Also draws the masks it trained with into results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 mkdir -p results
 jepa=./build/jepa
-$jepa plugins
+$jepa masks --strategy multiblock --grid 8 --batch 8 --set min_keep=4 -o results/masks_quickstart.png > /dev/null
+$jepa run experiments/quickstart.toml --db results/jepa.db
 echo
-$jepa masks --strategy multiblock --grid 14 --batch 8 -o results/masks_multiblock.png
-$jepa masks --strategy multiblock --grid 14 --batch 8 --json > results/masks_multiblock.json
-echo
-$jepa masks --strategy random --grid 14 --batch 8 -o results/masks_random.png > /dev/null
-$jepa masks --strategy block --grid 14 --batch 8 -o results/masks_block.png > /dev/null
-echo "results: $(ls results/masks_* | tr '\n' ' ')"
+sqlite3 -header -column results/jepa.db \
+  "select r.id, r.name, r.status, e.evaluator, e.metric, round(e.value, 2) as value
+     from runs r join evaluations e on e.run_id = r.id
+    where r.id = (select max(id) from runs) and e.metric = 'top1'"

@@ -1,13 +1,12 @@
 #include "train/checkpoint.hpp"
 
+#include "train/torch_file.hpp"
+
 #include <fmt/format.h>
-#include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/serialize.h>
 
 #include <fcntl.h>
 #include <unistd.h>
-
-#include <fstream>
 
 namespace jepa::train {
 
@@ -102,35 +101,39 @@ CheckpointState load_checkpoint(const fs::path& path, sdk::Encoder& encoder, sdk
 
 namespace {
 
-c10::Dict<std::string, at::Tensor> state_dict(torch::nn::Module& m, bool module_prefix) {
-  c10::Dict<std::string, at::Tensor> d;
+// Parameters then buffers, in registration order, as Python's state_dict() lists them.
+PyValue state_dict(torch::nn::Module& m, bool module_prefix) {
+  PyDict d;
   const std::string prefix = module_prefix ? "module." : "";
-  for (const auto& item : m.named_parameters(true)) d.insert(prefix + item.key(), item.value().detach().cpu());
-  for (const auto& item : m.named_buffers(true)) d.insert(prefix + item.key(), item.value().detach().cpu());
-  return d;
+  for (const auto& item : m.named_parameters(true)) d.emplace_back(prefix + item.key(), PyValue{item.value().detach()});
+  for (const auto& item : m.named_buffers(true)) d.emplace_back(prefix + item.key(), PyValue{item.value().detach()});
+  return PyValue{std::move(d), /*ordered=*/true};
 }
 
 }  // namespace
 
 void export_weights(const fs::path& path, sdk::Encoder& encoder, sdk::Encoder& target, sdk::Predictor& predictor,
                     const CheckpointState& s, int64_t batch_size, double lr, bool module_prefix) {
-  c10::impl::GenericDict top(c10::StringType::get(), c10::AnyType::get());
-  top.insert("encoder", state_dict(encoder, module_prefix));
-  top.insert("predictor", state_dict(predictor, module_prefix));
-  top.insert("target_encoder", state_dict(target, module_prefix));
-  top.insert("epoch", s.epoch);
-  top.insert("loss", s.loss);
-  top.insert("batch_size", batch_size);
-  top.insert("world_size", s.world_size);
-  top.insert("lr", lr);
-  const std::vector<char> bytes = torch::pickle_save(c10::IValue(top));
+  // Written with our own torch.save-format writer: torch::pickle_save tags dicts with a
+  // TorchScript global that torch.load(weights_only=True), the default since PyTorch 2.6, refuses.
+  const PyValue top{PyDict{
+      {"encoder", state_dict(encoder, module_prefix)},
+      {"predictor", state_dict(predictor, module_prefix)},
+      {"target_encoder", state_dict(target, module_prefix)},
+      {"epoch", PyValue{int64_t{s.epoch}}},
+      {"loss", PyValue{s.loss}},
+      {"batch_size", PyValue{int64_t{batch_size}}},
+      {"world_size", PyValue{int64_t{s.world_size}}},
+      {"lr", PyValue{lr}},
+  }};
   if (!path.parent_path().empty()) fs::create_directories(path.parent_path());
   const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!f) throw CheckpointError(fmt::format("cannot write {}", tmp.string()));
+  try {
+    write_torch_file(tmp, top);
+  } catch (const std::exception& e) {
+    throw CheckpointError(fmt::format("cannot write {}: {}", tmp.string(), e.what()));
   }
+  fsync_file(tmp);
   fs::rename(tmp, path);
 }
 

@@ -5,6 +5,7 @@
 #include "loader/masking_strategy.hpp"
 #include "train/checkpoint.hpp"
 #include "train/environment.hpp"
+#include "train/evaluation.hpp"
 #include "train/models.hpp"
 #include "train/progress.hpp"
 #include "train/schedules.hpp"
@@ -79,29 +80,6 @@ void set_threads(int threads) {
   torch::set_num_threads(n);
 }
 
-// ------------------------------------------------------------------ data
-
-std::shared_ptr<const data::ImageSource> open_split(const Experiment& e, data::Split split) {
-  if (e.dataset == "fashion_mnist") {
-    return data::open_fashion_mnist(e.path.empty() ? data::kFashionMnistDefaultPath : e.path, split);
-  }
-  return data::open_image_folder(e.path, split);
-}
-
-data::Transform make_transform(const Experiment& e, bool train) {
-  data::Transform t;
-  t.image_size = static_cast<int>(e.image_size);
-  t.random_crop = train && e.random_crop;
-  t.crop_scale = e.crop_scale;
-  t.mean = e.mean;
-  t.std = e.std;
-  return t;
-}
-
-torch::Tensor images_tensor(data::Batch& b) {
-  return torch::from_blob(b.images.data(), {b.batch_size, b.channels, b.height, b.width}, torch::kFloat32);
-}
-
 // ------------------------------------------------------------------ models
 
 // Checks that images of the configured size go through the encoder and match its grid, so a
@@ -123,56 +101,6 @@ void check_shapes(const Experiment& e, Models& m, int channels, torch::Device de
     throw ConfigError(fmt::format("[data] image_size = {} gives {} tokens, but encoder '{}' has a {}x{} grid",
                                   e.image_size, tokens, e.encoder.id, grid[0], grid[1]));
   }
-}
-
-// ------------------------------------------------------------------ evaluation
-
-sdk::EvalInput make_eval_input(const Experiment& e, Models& m, torch::Device device, int64_t step,
-                               const std::shared_ptr<const data::ImageSource>& train,
-                               const std::shared_ptr<const data::ImageSource>& test) {
-  sdk::EvalInput in;
-  const auto transform = make_transform(e, /*train=*/false);
-  auto source_of = [train, test](sdk::Split s) { return s == sdk::Split::train ? train : test; };
-  in.size = [source_of](sdk::Split s) { return source_of(s)->size(); };
-  in.batch = [source_of, transform](sdk::Split s, int64_t begin, int64_t end) {
-    data::Batch b = data::load_range(*source_of(s), transform, begin, end);
-    auto images = images_tensor(b).clone();
-    auto labels = torch::tensor(b.labels, torch::kLong);
-    return std::make_pair(images, labels);
-  };
-  auto target = m.target;
-  const bool cuda = device.is_cuda();
-  in.encode = [target, device, cuda](const torch::Tensor& images, int64_t layers) {
-    torch::NoGradGuard no_grad;
-    AutocastScope autocast(cuda);
-    auto out = target->forward_last_layers(images.to(device), layers);
-    for (auto& t : out) t = t.to(torch::kFloat32);
-    return out;
-  };
-  in.step = step;
-  in.seed = e.seed;
-  in.device = device;
-  return in;
-}
-
-std::vector<std::pair<std::string, double>> run_evaluator(const config::ComponentChoice& choice,
-                                                          const sdk::EvalInput& input, store::Store& store,
-                                                          int64_t run_id, int64_t step) {
-  auto evaluator = loader::create_component<sdk::Evaluator>(*choice.component, choice.params);
-  const auto metrics = evaluator->evaluate(input);
-  nlohmann::json params = nlohmann::json::object();
-  for (const auto& [k, v] : choice.params.values)
-    params[k] = std::visit([](const auto& x) { return nlohmann::json(x); }, v);
-  std::vector<std::pair<std::string, double>> out;
-  std::vector<store::MetricPoint> points;
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  for (const auto& mtr : metrics) {
-    store.add_evaluation(run_id, {choice.id, mtr.name, mtr.value, step, params.dump()});
-    points.push_back({choice.id + "/" + mtr.name, step, mtr.value, now});
-    out.emplace_back(choice.id + "/" + mtr.name, mtr.value);
-  }
-  store.log_metrics(run_id, points);
-  return out;
 }
 
 std::vector<store::PluginRecord> plugin_records(const Experiment& e) {
@@ -384,8 +312,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
     if (!options.skip_evaluation) {
       for (const auto& ev : e.evaluators) {
         fmt::print(stderr, "evaluating with {} ...\n", ev.id);
-        const auto input = make_eval_input(e, m, device, state.step, train_source, test_source);
-        for (const auto& [name, value] : run_evaluator(ev, input, store, run_id, state.step)) {
+        const auto input = make_eval_input(e, m.target, device, state.step, train_source, test_source);
+        for (const auto& [name, value] : evaluate_and_record(ev, input, store, run_id, state.step)) {
           fmt::print("{} = {:.4g}\n", name, value);
         }
       }
@@ -439,8 +367,8 @@ std::vector<std::pair<std::string, double>> evaluate_run(int64_t run_id, const c
   LoadedRun r = load_run(run_id, registry, store);
   auto train = open_split(r.experiment, data::Split::train);
   auto test = open_split(r.experiment, data::Split::test);
-  const auto input = make_eval_input(r.experiment, r.models, r.device, r.state.step, train, test);
-  return run_evaluator(evaluator, input, store, run_id, r.state.step);
+  const auto input = make_eval_input(r.experiment, r.models.target, r.device, r.state.step, train, test);
+  return evaluate_and_record(evaluator, input, store, run_id, r.state.step);
 }
 
 void export_run(int64_t run_id, const fs::path& output, bool module_prefix, const loader::Registry& registry,

@@ -474,3 +474,29 @@ TEST_F(StoreTest, MetricLoggerDestructorDoesNotThrow) {
   }  // must only warn
   SUCCEED();
 }
+
+TEST(StoreReopen, ResumedRunDropsMetricsPastItsCheckpoint) {
+  const auto dir = std::filesystem::temp_directory_path() / ("jepa_store_reopen_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  {
+    jepa::store::Store store(dir / "r.db");
+    const int64_t run = store.create_run("r", "{}", "r.toml", 1);
+    std::vector<jepa::store::MetricPoint> points;
+    for (int64_t step = 1; step <= 10; ++step) points.push_back({"train/loss", step, 1.0 / step, 0.0});
+    store.log_metrics(run, points);
+    store.add_evaluation(run, {"probe", "top1", 50.0, 10, "{}"});
+    store.finish_run(run, jepa::store::RunStatus::killed, "killed at step 10");
+    store.reopen_run(run, 6);
+    const auto r = store.find_run(run);
+    EXPECT_EQ(r->status, jepa::store::RunStatus::running);
+    EXPECT_TRUE(r->reason.empty());
+    EXPECT_TRUE(r->ended_at.empty());
+    EXPECT_EQ(r->last_step, 6);
+    const auto m = store.metrics(run, "train/loss");
+    ASSERT_EQ(m.size(), 6u);
+    EXPECT_EQ(m.back().step, 6);
+    EXPECT_TRUE(store.evaluations(run).empty());
+    EXPECT_THROW(store.reopen_run(run + 1, 0), jepa::store::StoreError);
+  }
+  std::filesystem::remove_all(dir);
+}

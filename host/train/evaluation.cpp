@@ -1,0 +1,84 @@
+#include "train/evaluation.hpp"
+
+#include "loader/cxx_component.hpp"
+#include "train/step.hpp"
+
+#include <chrono>
+
+namespace jepa::train {
+
+std::shared_ptr<const data::ImageSource> open_split(const config::Experiment& e, data::Split split) {
+  if (e.dataset == "fashion_mnist") {
+    return data::open_fashion_mnist(e.path.empty() ? data::kFashionMnistDefaultPath : e.path, split);
+  }
+  return data::open_image_folder(e.path, split);
+}
+
+data::Transform make_transform(const config::Experiment& e, bool train) {
+  data::Transform t;
+  t.image_size = static_cast<int>(e.image_size);
+  t.random_crop = train && e.random_crop;
+  t.crop_scale = e.crop_scale;
+  t.mean = e.mean;
+  t.std = e.std;
+  return t;
+}
+
+torch::Tensor images_tensor(data::Batch& b) {
+  return torch::from_blob(b.images.data(), {b.batch_size, b.channels, b.height, b.width}, torch::kFloat32);
+}
+
+sdk::EvalInput make_eval_input(const config::Experiment& e, std::shared_ptr<sdk::Encoder> encoder, torch::Device device,
+                               int64_t step, const std::shared_ptr<const data::ImageSource>& train,
+                               const std::shared_ptr<const data::ImageSource>& test) {
+  sdk::EvalInput in;
+  const auto transform = make_transform(e, /*train=*/false);
+  auto source_of = [train, test](sdk::Split s) { return s == sdk::Split::train ? train : test; };
+  in.size = [source_of](sdk::Split s) { return source_of(s)->size(); };
+  in.batch = [source_of, transform](sdk::Split s, int64_t begin, int64_t end) {
+    data::Batch b = data::load_range(*source_of(s), transform, begin, end);
+    auto images = images_tensor(b).clone();
+    auto labels = torch::tensor(b.labels, torch::kLong);
+    return std::make_pair(images, labels);
+  };
+  const bool cuda = device.is_cuda();
+  in.encode = [encoder, device, cuda](const torch::Tensor& images, int64_t layers) {
+    torch::NoGradGuard no_grad;
+    AutocastScope autocast(cuda);
+    auto out = encoder->forward_last_layers(images.to(device), layers);
+    for (auto& t : out) t = t.to(torch::kFloat32);
+    return out;
+  };
+  in.step = step;
+  in.seed = e.seed;
+  in.device = device;
+  return in;
+}
+
+std::vector<std::pair<std::string, double>> evaluate(const config::ComponentChoice& choice,
+                                                     const sdk::EvalInput& input) {
+  auto evaluator = loader::create_component<sdk::Evaluator>(*choice.component, choice.params);
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& m : evaluator->evaluate(input)) out.emplace_back(choice.id + "/" + m.name, m.value);
+  return out;
+}
+
+std::vector<std::pair<std::string, double>> evaluate_and_record(const config::ComponentChoice& choice,
+                                                                const sdk::EvalInput& input, store::Store& store,
+                                                                int64_t run_id, int64_t step) {
+  const auto results = evaluate(choice, input);
+  nlohmann::json params = nlohmann::json::object();
+  for (const auto& [k, v] : choice.params.values) {
+    params[k] = std::visit([](const auto& x) { return nlohmann::json(x); }, v);
+  }
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::vector<store::MetricPoint> points;
+  for (const auto& [key, value] : results) {
+    store.add_evaluation(run_id, {choice.id, key.substr(choice.id.size() + 1), value, step, params.dump()});
+    points.push_back({key, step, value, now});
+  }
+  store.log_metrics(run_id, points);
+  return results;
+}
+
+}  // namespace jepa::train

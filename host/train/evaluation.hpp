@@ -1,0 +1,38 @@
+// The data and evaluation plumbing shared by training, `jepa eval`-style evaluation of stored
+// runs, and the probe baselines benchmark.
+#pragma once
+
+#include "config/experiment.hpp"
+#include "data/dataset.hpp"
+#include "store/store.hpp"
+
+#include <jepa/sdk/encoder.hpp>
+#include <jepa/sdk/evaluator.hpp>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace jepa::train {
+
+std::shared_ptr<const data::ImageSource> open_split(const config::Experiment& e, data::Split split);
+data::Transform make_transform(const config::Experiment& e, bool train);
+// A [B, C, H, W] view of a batch's floats (no copy: the batch must outlive it).
+torch::Tensor images_tensor(data::Batch& batch);
+
+// Evaluator input over the experiment's data (no random crops) and a frozen encoder.
+sdk::EvalInput make_eval_input(const config::Experiment& e, std::shared_ptr<sdk::Encoder> encoder, torch::Device device,
+                               int64_t step, const std::shared_ptr<const data::ImageSource>& train,
+                               const std::shared_ptr<const data::ImageSource>& test);
+
+// Runs one evaluator and returns "<evaluator>/<metric>" -> value.
+std::vector<std::pair<std::string, double>> evaluate(const config::ComponentChoice& evaluator,
+                                                     const sdk::EvalInput& input);
+
+// Runs one evaluator and records its results (evaluations table and metrics) at `step`.
+std::vector<std::pair<std::string, double>> evaluate_and_record(const config::ComponentChoice& evaluator,
+                                                                const sdk::EvalInput& input, store::Store& store,
+                                                                int64_t run_id, int64_t step);
+
+}  // namespace jepa::train
