@@ -87,7 +87,47 @@ int run_export(const GlobalOptions& global, const ExportOptions& o) {
   return 0;
 }
 
+struct EvalOptions {
+  std::string run;
+  std::string evaluator;
+  std::vector<std::string> set;
+  std::string db = "results/jepa.db";
+};
+
+int run_eval(const GlobalOptions& global, const EvalOptions& o) {
+  const loader::Registry reg = discover_plugins(global);
+  const loader::ComponentInfo* comp = reg.find(loader::Kind::evaluator, o.evaluator);
+  if (comp == nullptr) {
+    throw UsageError(fmt::format("unknown evaluator '{}'; available: {}", o.evaluator,
+                                 reg.available(loader::Kind::evaluator)));
+  }
+  std::vector<std::pair<std::string, std::string>> overrides;
+  for (const auto& s : o.set) overrides.push_back(config::split_assignment(s));
+  config::ComponentChoice choice{comp->id, config::resolve_params(*comp, overrides), comp};
+  store::Store store(o.db);
+  const int64_t id = resolve_run(store, o.run);
+  for (const auto& [name, value] : train::evaluate_run(id, choice, reg, store)) {
+    fmt::print("{} = {:.4g}\n", name, value);
+  }
+  return 0;
+}
+
 }  // namespace
+
+Command add_eval_command(CLI::App& parent, const GlobalOptions& global) {
+  auto o = std::make_shared<EvalOptions>();
+  auto* sub = parent.add_subcommand("eval", "Evaluate a stored run's target encoder (latest checkpoint)");
+  sub->add_option("run", o->run, "Run id or name")->required()->type_name("RUN");
+  sub->add_option("--evaluator", o->evaluator, "Evaluator component id, e.g. linear_probe")->required();
+  sub->add_option("--set", o->set, "Override an evaluator parameter: key=value (repeatable)")->type_name("KEY=VALUE");
+  sub->add_option("--db", o->db, "Results database")->capture_default_str();
+  sub->footer(
+      "Examples:\n"
+      "  jepa eval 3 --evaluator linear_probe\n"
+      "  jepa eval 3 --evaluator linear_probe --set last_layers=4 --set limit_train=20000\n"
+      "Results are recorded with the run (evaluations table, and metrics as <evaluator>/<metric>).");
+  return {sub, [&global, o] { return run_eval(global, *o); }};
+}
 
 Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
   auto o = std::make_shared<RunOptions>();

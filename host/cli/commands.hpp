@@ -37,5 +37,6 @@ Command add_plugins_command(CLI::App& parent, const GlobalOptions& global);
 Command add_masks_command(CLI::App& parent, const GlobalOptions& global);
 Command add_run_command(CLI::App& parent, const GlobalOptions& global);
 Command add_export_command(CLI::App& parent, const GlobalOptions& global);
+Command add_eval_command(CLI::App& parent, const GlobalOptions& global);
 
 }  // namespace jepa::cli

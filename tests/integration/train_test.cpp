@@ -51,6 +51,31 @@ std::vector<double> losses(const fs::path& db, int64_t run) {
   return out;
 }
 
+// Starts `jepa run FILE --no-eval --db DB` in a child process and returns its pid once the run
+// has written its first checkpoint (or -1 after 60 s).
+pid_t start_until_first_checkpoint(const fs::path& file, const fs::path& db) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl(JEPA_BINARY, JEPA_BINARY, "run", file.c_str(), "--no-eval", "--db", db.c_str(), nullptr);
+    ::_exit(127);
+  }
+  for (int i = 0; i < 600 && pid > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!fs::exists(db)) continue;
+    try {
+      jepa::store::Store store(db);
+      if (store.latest_artifact(1, "checkpoint").has_value()) return pid;
+    } catch (const std::exception&) {
+      // The child may be creating the database right now.
+    }
+  }
+  if (pid > 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  return -1;
+}
+
 }  // namespace
 
 TEST(Train, EndToEndRecordsEverything) {
@@ -127,27 +152,11 @@ TEST(Train, KilledProcessLeavesARunningRowAndResumes) {
   const auto dir = jepa_test::temp_dir("jepa_train_kill");
   const auto file = write_experiment(dir, 40);
   const auto db = dir / "jepa.db";
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::execl(JEPA_BINARY, JEPA_BINARY, "run", file.c_str(), "--no-eval", "--db", db.c_str(), nullptr);
-    ::_exit(127);
-  }
-  // Wait for the first checkpoint, then kill -9.
-  bool checkpointed = false;
-  for (int i = 0; i < 600 && !checkpointed; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (!fs::exists(db)) continue;
-    try {
-      jepa::store::Store store(db);
-      checkpointed = store.latest_artifact(1, "checkpoint").has_value();
-    } catch (const std::exception&) {
-    }
-  }
+  const pid_t pid = start_until_first_checkpoint(file, db);
+  ASSERT_GT(pid, 0);
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(checkpointed);
   {
     jepa::store::Store store(db);
     EXPECT_EQ(store.find_run(1)->status, jepa::store::RunStatus::running) << "a later command sees the zombie";
@@ -163,26 +172,11 @@ TEST(Train, SigintStopsCleanlyAsKilled) {
   const auto dir = jepa_test::temp_dir("jepa_train_sigint");
   const auto file = write_experiment(dir, 40);
   const auto db = dir / "jepa.db";
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::execl(JEPA_BINARY, JEPA_BINARY, "run", file.c_str(), "--no-eval", "--db", db.c_str(), nullptr);
-    ::_exit(127);
-  }
-  bool started = false;
-  for (int i = 0; i < 600 && !started; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (!fs::exists(db)) continue;
-    try {
-      jepa::store::Store store(db);
-      started = store.latest_artifact(1, "checkpoint").has_value();
-    } catch (const std::exception&) {
-    }
-  }
+  const pid_t pid = start_until_first_checkpoint(file, db);
+  ASSERT_GT(pid, 0);
   ::kill(pid, SIGINT);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(started);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   jepa::store::Store store(db);
   const auto run = store.find_run(1);
