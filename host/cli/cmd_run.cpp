@@ -98,8 +98,8 @@ int run_eval(const GlobalOptions& global, const EvalOptions& o) {
   const loader::Registry reg = discover_plugins(global);
   const loader::ComponentInfo* comp = reg.find(loader::Kind::evaluator, o.evaluator);
   if (comp == nullptr) {
-    throw UsageError(fmt::format("unknown evaluator '{}'; available: {}", o.evaluator,
-                                 reg.available(loader::Kind::evaluator)));
+    throw UsageError(
+        fmt::format("unknown evaluator '{}'; available: {}", o.evaluator, reg.available(loader::Kind::evaluator)));
   }
   std::vector<std::pair<std::string, std::string>> overrides;
   for (const auto& s : o.set) overrides.push_back(config::split_assignment(s));

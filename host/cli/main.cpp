@@ -41,8 +41,9 @@ int main(int argc, char** argv) {
       "                                        draw I-JEPA multi-block masks for a 14x14 grid\n"
       "  jepa <command> --help                 options of one command");
 
-  std::vector<Command> commands{add_run_command(app, global), add_eval_command(app, global), add_export_command(app, global),
-                                add_plugins_command(app, global), add_masks_command(app, global)};
+  std::vector<Command> commands{add_run_command(app, global), add_eval_command(app, global),
+                                add_export_command(app, global), add_plugins_command(app, global),
+                                add_masks_command(app, global)};
 
   if (argc == 1) {
     std::fputs(app.help().c_str(), stdout);
