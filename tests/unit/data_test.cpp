@@ -6,6 +6,7 @@
 #include <turbojpeg.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "temp_dir.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -28,24 +29,10 @@ using namespace jepa::data;
 
 namespace {
 
-// A fresh folder under the system temp dir, removed at the end of the test.
-class TempDir {
+// Each test's own folder, removed at its end.
+class TempDir : public jepa_test::TempDir {
  public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ =
-        fs::temp_directory_path() / ("jepa_data_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : jepa_test::TempDir("jepa_data_test") {}
 };
 
 void write_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {

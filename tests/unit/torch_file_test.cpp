@@ -2,6 +2,7 @@
 // reads them as that loader does (only its allowlisted globals and opcodes) and prints the
 // result as JSON, compared here with what was written, value for value.
 #include "train/torch_file.hpp"
+#include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -29,24 +30,10 @@ namespace {
 
 const std::string kChecker = JEPA_SOURCE_DIR "/tests/unit/torch_file_check.py";
 
-// A fresh folder under the system temp dir, removed at the end of the test.
-class TempDir {
+// Each test's own folder, removed at its end.
+class TempDir : public jepa_test::TempDir {
  public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("jepa_torch_file_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : jepa_test::TempDir("jepa_torch_file_test") {}
 };
 
 struct CheckResult {
