@@ -4,6 +4,7 @@
 #include "store/store.hpp"
 
 #include <gtest/gtest.h>
+#include <png.h>
 
 #include <chrono>
 #include <csignal>
@@ -220,4 +221,75 @@ TEST(Train, PaperRecipeValidatesAndBuildsItsModels) {
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_TRUE(contains(r.out, "630.435 M trainable parameters")) << r.out;
   EXPECT_TRUE(contains(r.out, "grid 16x16")) << r.out;
+}
+
+namespace {
+
+// A small RGB PNG whose colour depends on its class, with per-image noise.
+void write_png(const fs::path& path, int cls, int seed) {
+  const int side = 24;
+  std::vector<unsigned char> px(side * side * 3);
+  for (int i = 0; i < side * side; ++i) {
+    px[i * 3 + 0] = static_cast<unsigned char>(cls == 0 ? 200 : 40 + (i * 7 + seed) % 50);
+    px[i * 3 + 1] = static_cast<unsigned char>((i * 13 + seed * 31) % 255);
+    px[i * 3 + 2] = static_cast<unsigned char>(cls == 1 ? 220 : 30);
+  }
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  image.width = side;
+  image.height = side;
+  image.format = PNG_FORMAT_RGB;
+  fs::create_directories(path.parent_path());
+  ASSERT_NE(png_image_write_to_file(&image, path.c_str(), 0, px.data(), 0, nullptr), 0);
+}
+
+}  // namespace
+
+TEST(Train, ImageFolderWithRandomCropsTrainsAndProbes) {
+  const auto dir = jepa_test::temp_dir("jepa_train_folder");
+  for (const char* split : {"train", "val"}) {
+    for (int cls = 0; cls < 2; ++cls) {
+      for (int i = 0; i < (std::string(split) == "train" ? 24 : 8); ++i) {
+        write_png(dir / "images" / split / (cls == 0 ? "red" : "blue") / ("img" + std::to_string(i) + ".png"), cls, i);
+      }
+    }
+  }
+  std::ofstream(dir / "images" / "train" / "red" / "broken.png") << "not a png";
+  const fs::path file = dir / "folder.toml";
+  std::ofstream(file) << "[run]\nthreads = 2\n"
+                         "[data]\ndataset = \"image_folder\"\npath = \""
+                      << (dir / "images").string()
+                      << "\"\nimage_size = 16\nbatch_size = 8\nrandom_crop = true\n"
+                         "[masking]\nstrategy = \"block\"\n"
+                         "[encoder]\nplugin = \"vit\"\n[encoder.params]\nsize = \"custom\"\nembed_dim = 16\ndepth = 1\n"
+                         "num_heads = 2\nimg_size = 16\npatch_size = 4\n"
+                         "[predictor]\nplugin = \"vit_predictor\"\n[predictor.params]\nembed_dim = 8\ndepth = 1\n"
+                         "[optimization]\nepochs = 2\nwarmup = 0\n"
+                         "[checkpoint]\ndir = \""
+                      << (dir / "runs").string()
+                      << "\"\n[logging]\nevery = 1\n"
+                         "[[evaluation]]\nevaluator = \"linear_probe\"\nepochs = 200\nlr = 0.01\n";
+  const auto db = dir / "jepa.db";
+  const auto r = run_jepa("run " + q(file) + " --db " + q(db));
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err, "broken.png")) << "the corrupt file is named once: " << r.err;
+  jepa::store::Store store(db);
+  const auto run = store.find_run(1);
+  EXPECT_EQ(run->status, jepa::store::RunStatus::completed);
+  EXPECT_EQ(store.params(1).at("data.mean"), "[0.485, 0.456, 0.406]") << "ImageNet statistics by default";
+  double top1 = -1;
+  for (const auto& e : store.evaluations(1)) {
+    if (e.metric == "top1") top1 = e.value;
+  }
+  EXPECT_GT(top1, 90.0) << "two colour classes are linearly separable: " << r.out;
+  fs::remove_all(dir);
+}
+
+TEST(Train, MissingDatasetIsAClearErrorBeforeTraining) {
+  const auto dir = jepa_test::temp_dir("jepa_train_nodata");
+  const auto file = write_experiment(dir, 1);
+  const auto r = run_jepa("run " + q(file) + " --db " + q(dir / "x.db") + " --set data.path=/nonexistent/fmnist");
+  EXPECT_NE(r.code, 0);
+  EXPECT_TRUE(contains(r.err, "/nonexistent/fmnist")) << r.err;
+  fs::remove_all(dir);
 }
