@@ -7,6 +7,10 @@
 
 namespace jepa::train {
 
+int dataset_channels(const config::Experiment& e) {
+  return e.dataset == "fashion_mnist" ? 1 : 3;
+}
+
 std::shared_ptr<const data::ImageSource> open_split(const config::Experiment& e, data::Split split) {
   if (e.dataset == "fashion_mnist") {
     return data::open_fashion_mnist(e.path.empty() ? data::kFashionMnistDefaultPath : e.path, split);

@@ -16,6 +16,9 @@
 
 namespace jepa::train {
 
+// Channels of the experiment's images without opening the data: 1 for Fashion-MNIST, 3 for
+// image folders (which decode to RGB).
+int dataset_channels(const config::Experiment& e);
 std::shared_ptr<const data::ImageSource> open_split(const config::Experiment& e, data::Split split);
 data::Transform make_transform(const config::Experiment& e, bool train);
 // A [B, C, H, W] view of a batch's floats (no copy: the batch must outlive it).

@@ -1,29 +1,19 @@
 #include "train/trainer.hpp"
 
-#include "data/dataset.hpp"
-#include "loader/cxx_component.hpp"
 #include "loader/masking_strategy.hpp"
 #include "train/checkpoint.hpp"
 #include "train/environment.hpp"
 #include "train/evaluation.hpp"
 #include "train/models.hpp"
 #include "train/progress.hpp"
-#include "train/schedules.hpp"
 #include "train/step.hpp"
 
-#include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
-#include <torch/version.h>
-#include <jepa/sdk/encoder.hpp>
-#include <jepa/sdk/evaluator.hpp>
-#include <jepa/sdk/predictor.hpp>
-#include <jepa/sdk/tensor_masks.hpp>
 
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <csignal>
 #include <thread>
 
@@ -133,7 +123,7 @@ void describe_experiment(const Experiment& e) {
   set_threads(e.threads);
   const torch::Device device = torch::kCPU;  // a dry run only builds: no accelerator needed
   torch::manual_seed(e.seed);
-  const int channels = e.dataset == "fashion_mnist" ? 1 : 3;
+  const int channels = dataset_channels(e);  // a dry run reads no data
   Models m = build_models(e, device);
   const auto grid = m.encoder->patch_grid();
   fmt::print("dry run: {} ({})\n", e.name, e.source.string());
@@ -164,17 +154,13 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
   torch::manual_seed(e.seed);
   if (device.is_cuda()) torch::cuda::manual_seed_all(e.seed);
 
-  const int channels = e.dataset == "fashion_mnist" ? 1 : 3;
   Models m = build_models(e, device);
   const auto grid = m.encoder->patch_grid();
 
   auto train_source = open_split(e, data::Split::train);
   std::shared_ptr<const data::ImageSource> test_source;
   if (!e.evaluators.empty()) test_source = open_split(e, data::Split::test);
-  if (train_source->channels() != channels) {
-    throw ConfigError(fmt::format("dataset has {} channels, expected {}", train_source->channels(), channels));
-  }
-  check_shapes(e, m, channels, device);
+  check_shapes(e, m, train_source->channels(), device);
 
   data::LoaderOptions lopts;
   lopts.batch_size = e.batch_size;
