@@ -7,7 +7,9 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <memory>
+#include <optional>
 
 namespace jepa::cli {
 
@@ -69,16 +71,42 @@ int run_run(const GlobalOptions& global, const RunOptions& o) {
 }
 
 struct ExportOptions {
-  std::string run;
+  std::vector<std::string> runs;
   std::string output;
   std::string db = "results/jepa.db";
   bool no_prefix = false;
+  std::string format;
+  std::optional<std::string> sweep;
+  std::string where;
+  bool history = false;
+  std::vector<std::string> metrics;
 };
 
+std::string export_format(const ExportOptions& o) {
+  if (!o.format.empty()) return o.format;
+  const std::string ext = std::filesystem::path(o.output).extension().string();
+  if (ext == ".csv") return "csv";
+  if (ext == ".json") return "json";
+  if (ext == ".pt" || ext == ".pth") return "pt";
+  if (o.sweep || !o.where.empty() || o.history || o.runs.size() != 1) {
+    throw UsageError("say which export: --format csv or json (runs and metrics), or pt (one run's weights)");
+  }
+  return "pt";
+}
+
 int run_export(const GlobalOptions& global, const ExportOptions& o) {
+  const std::string format = export_format(o);
+  if (format != "pt") {
+    return run_export_table(ExportTableOptions{o.runs, o.sweep, o.where, format, o.history, o.metrics, o.output, o.db});
+  }
+  if (o.runs.size() != 1) throw UsageError("--format pt exports the weights of exactly one run");
+  if (o.output.empty() || o.output == "-") throw UsageError("--format pt needs an output file: -o FILE.pt");
+  if (o.sweep || !o.where.empty() || o.history) {
+    throw UsageError("--sweep, --where and --history select runs for --format csv or json, not for weights");
+  }
   const loader::Registry reg = discover_plugins(global);
   store::Store store(o.db);
-  const int64_t id = resolve_run(store, o.run);
+  const int64_t id = resolve_run(store, o.runs[0]);
   train::export_run(id, o.output, !o.no_prefix, reg, store);
   fmt::print(
       "wrote {}: torch.load() gives {{'encoder', 'predictor', 'target_encoder', 'epoch', 'loss', "
@@ -157,17 +185,30 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
 
 Command add_export_command(CLI::App& parent, const GlobalOptions& global) {
   auto o = std::make_shared<ExportOptions>();
-  auto* sub =
-      parent.add_subcommand("export", "Write a run's weights for Python (torch.load) with upstream's key names");
-  sub->add_option("run", o->run, "Run id or name")->required()->type_name("RUN");
-  sub->add_option("-o,--output", o->output, "Output file")->required()->type_name("FILE.pt");
+  auto* sub = parent.add_subcommand(
+      "export", "Write a run's weights for Python (torch.load, upstream's key names), or runs and metrics as CSV/JSON");
+  sub->add_option("runs", o->runs, "Run ids or names (csv/json: none = every run)")->type_name("RUN...");
+  sub->add_option("-o,--output", o->output, "Output file; csv/json print to standard output without it")
+      ->type_name("FILE");
+  sub->add_option("--format", o->format, "pt (weights), csv or json; default: from the output's extension")
+      ->check(CLI::IsMember({"pt", "csv", "json"}));
+  sub->add_option("--sweep", o->sweep, "csv/json: the runs of this sweep")->type_name("SWEEP");
+  sub->add_option("--where", o->where, "csv/json: runs matching a filter (as in `jepa runs`)")->type_name("EXPR");
+  sub->add_flag("--history", o->history,
+                "csv/json: every metric point (run_id, run_name, key, step, value, time), not one row per run");
+  sub->add_option("--metric", o->metrics, "With --history: only these metric keys (repeatable)")->type_name("KEY");
   sub->add_option("--db", o->db, "Results database")->capture_default_str();
   sub->add_flag("--no-module-prefix", o->no_prefix,
-                "Key names without upstream's DistributedDataParallel 'module.' prefix");
+                "pt: key names without upstream's DistributedDataParallel 'module.' prefix");
   sub->footer(
+      "Examples:\n"
+      "  jepa export 3 -o weights.pt\n"
+      "  jepa export --sweep lr-grid -o lr-grid.csv     # a row per run: param:* and metric:* columns\n"
+      "  jepa export 3 4 --history --metric train/loss --format csv\n"
       "In Python:\n"
-      "  ckpt = torch.load('file.pt')\n"
-      "  encoder.load_state_dict(ckpt['target_encoder'])   # upstream's VisionTransformer, DDP-wrapped");
+      "  ckpt = torch.load('weights.pt')\n"
+      "  encoder.load_state_dict(ckpt['target_encoder'])   # upstream's VisionTransformer, DDP-wrapped\n"
+      "  runs = pandas.read_csv('lr-grid.csv')");
   return {sub, [&global, o] { return run_export(global, *o); }};
 }
 

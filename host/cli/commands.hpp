@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -38,5 +39,23 @@ Command add_masks_command(CLI::App& parent, const GlobalOptions& global);
 Command add_run_command(CLI::App& parent, const GlobalOptions& global);
 Command add_export_command(CLI::App& parent, const GlobalOptions& global);
 Command add_eval_command(CLI::App& parent, const GlobalOptions& global);
+Command add_runs_command(CLI::App& parent);
+Command add_show_command(CLI::App& parent);
+Command add_compare_command(CLI::App& parent);
+Command add_plot_command(CLI::App& parent);
+
+// `jepa export --format csv|json`: runs (one row each, parameters and latest metrics) or, with
+// `history`, every metric point; to `output` ("" or "-": standard output).
+struct ExportTableOptions {
+  std::vector<std::string> runs;
+  std::optional<std::string> sweep;
+  std::string where;
+  std::string format;  // "csv" or "json"
+  bool history = false;
+  std::vector<std::string> metrics;  // history only; empty = all
+  std::string output;
+  std::string db;
+};
+int run_export_table(const ExportTableOptions& options);
 
 }  // namespace jepa::cli

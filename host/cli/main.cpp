@@ -36,14 +36,23 @@ int main(int argc, char** argv) {
   app.footer(
       "Examples:\n"
       "  jepa run experiments/quickstart.toml  train I-JEPA on Fashion-MNIST, probe it, record it in results/jepa.db\n"
+      "  jepa runs                             list recorded runs with their parameters and metrics\n"
+      "  jepa compare --sweep S                compare a sweep's variants, seeds grouped, with 95% CIs\n"
+      "  jepa plot 1 2 --metric train/loss     overlay training curves (PNG/SVG)\n"
       "  jepa plugins                          list plugins, components and their parameters\n"
       "  jepa masks --strategy multiblock -o masks.png\n"
       "                                        draw I-JEPA multi-block masks for a 14x14 grid\n"
       "  jepa <command> --help                 options of one command");
 
-  std::vector<Command> commands{add_run_command(app, global), add_eval_command(app, global),
-                                add_export_command(app, global), add_plugins_command(app, global),
-                                add_masks_command(app, global)};
+  std::vector<Command> commands{add_run_command(app, global),
+                                add_eval_command(app, global),
+                                add_export_command(app, global),
+                                add_plugins_command(app, global),
+                                add_masks_command(app, global),
+                                add_runs_command(app),
+                                add_show_command(app),
+                                add_compare_command(app),
+                                add_plot_command(app)};
 
   if (argc == 1) {
     std::fputs(app.help().c_str(), stdout);

@@ -109,6 +109,51 @@ CREATE TABLE plugins (
 );
 CREATE INDEX plugins_by_run ON plugins(run_id);
 )sql"},
+    {2, R"sql(
+-- Sweeps group runs (jepa sweep); runs.sweep_id points here.
+CREATE TABLE sweeps (
+  id         INTEGER PRIMARY KEY,
+  name       TEXT NOT NULL UNIQUE,
+  status     TEXT NOT NULL DEFAULT 'RUNNING',
+  created_at TEXT NOT NULL,
+  spec_json  TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX runs_by_sweep ON runs(sweep_id);
+
+-- One row per run and metric key: the value at the highest step and the range, kept current by
+-- the trigger below, so listing and comparing runs never scans the metrics table.
+CREATE TABLE metric_summary (
+  run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key        TEXT NOT NULL,
+  last_step  INTEGER NOT NULL,
+  last_value REAL,
+  min_value  REAL,
+  max_value  REAL,
+  count      INTEGER NOT NULL,
+  PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE INDEX metric_summary_by_key ON metric_summary(key, last_value);
+
+INSERT INTO metric_summary (run_id, key, last_step, last_value, min_value, max_value, count)
+SELECT m.run_id, m.key, MAX(m.step),
+       (SELECT l.value FROM metrics l WHERE l.run_id = m.run_id AND l.key = m.key ORDER BY l.step DESC, l.rowid DESC LIMIT 1),
+       MIN(m.value), MAX(m.value), COUNT(*)
+FROM metrics m GROUP BY m.run_id, m.key;
+
+-- NULL (a NaN) never becomes a minimum or maximum; the latest value wins ties on step.
+CREATE TRIGGER metrics_to_summary AFTER INSERT ON metrics BEGIN
+  INSERT INTO metric_summary (run_id, key, last_step, last_value, min_value, max_value, count)
+  VALUES (NEW.run_id, NEW.key, NEW.step, NEW.value, NEW.value, NEW.value, 1)
+  ON CONFLICT (run_id, key) DO UPDATE SET
+    last_value = CASE WHEN excluded.last_step >= last_step THEN excluded.last_value ELSE last_value END,
+    last_step  = MAX(last_step, excluded.last_step),
+    min_value  = CASE WHEN excluded.min_value IS NULL THEN min_value WHEN min_value IS NULL THEN excluded.min_value
+                      ELSE MIN(min_value, excluded.min_value) END,
+    max_value  = CASE WHEN excluded.max_value IS NULL THEN max_value WHEN max_value IS NULL THEN excluded.max_value
+                      ELSE MAX(max_value, excluded.max_value) END,
+    count      = count + 1;
+END;
+)sql"},
 };
 
 // busy_timeout makes SQLite wait for most locks, but some SQLITE_BUSY results bypass the busy
@@ -181,6 +226,7 @@ class Statement {
     sqlite3_clear_bindings(stmt_.get());
   }
 
+  sqlite3_stmt* raw() const { return stmt_.get(); }
   bool is_null(int col) const { return sqlite3_column_type(stmt_.get(), col) == SQLITE_NULL; }
   int64_t int64(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
   double real(int col) const {
@@ -287,6 +333,19 @@ double now_unix_seconds() {
 // The flush interval must not jump with wall-clock changes.
 double now_steady_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// After metrics were deleted (the trigger only sees inserts).
+void rebuild_metric_summary(Conn c, int64_t run) {
+  Statement d(c, "DELETE FROM metric_summary WHERE run_id = ?");
+  d.bind(1, run).run();
+  Statement i(c,
+              "INSERT INTO metric_summary (run_id, key, last_step, last_value, min_value, max_value, count) "
+              "SELECT m.run_id, m.key, MAX(m.step), "
+              "(SELECT l.value FROM metrics l WHERE l.run_id = m.run_id AND l.key = m.key "
+              "ORDER BY l.step DESC, l.rowid DESC LIMIT 1), MIN(m.value), MAX(m.value), COUNT(*) "
+              "FROM metrics m WHERE m.run_id = ? GROUP BY m.run_id, m.key");
+  i.bind(1, run).run();
 }
 
 const char* kRunColumns =
@@ -521,6 +580,7 @@ void Store::reopen_run(int64_t run, int64_t from_step) {
     m.bind(1, run).bind(2, from_step).run();
     Statement e(c, "DELETE FROM evaluations WHERE run_id = ? AND step > ?");
     e.bind(1, run).bind(2, from_step).run();
+    rebuild_metric_summary(c, run);
   });
 }
 
@@ -697,6 +757,100 @@ std::optional<ArtifactRecord> Store::latest_artifact(int64_t run, const std::str
     q.bind(1, run).bind(2, kind);
     if (!q.step()) return std::nullopt;
     return read_artifact(q);
+  });
+}
+
+int Row::columns() const {
+  return sqlite3_column_count(stmt_);
+}
+bool Row::is_null(int col) const {
+  return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
+int64_t Row::int64(int col) const {
+  return sqlite3_column_int64(stmt_, col);
+}
+double Row::real(int col) const {
+  return is_null(col) ? std::numeric_limits<double>::quiet_NaN() : sqlite3_column_double(stmt_, col);
+}
+std::string Row::text(int col) const {
+  auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+  return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+}
+
+int64_t Store::create_sweep(const std::string& name, const std::string& spec_json) {
+  Conn c{db_.get(), &path_};
+  return write_transaction(c, [&] {
+    {
+      Statement q(c, "SELECT id FROM sweeps WHERE name = ?");
+      q.bind(1, name);
+      if (q.step())
+        throw StoreError(fmt::format("results store {}: a sweep named '{}' exists already (id {})", path_.string(),
+                                     name, q.int64(0)));
+    }
+    Statement s(c, "INSERT INTO sweeps (name, status, created_at, spec_json) VALUES (?, 'RUNNING', ?, ?)");
+    s.bind(1, name).bind(2, now_iso()).bind(3, spec_json).run();
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(c.db));
+  });
+}
+
+std::optional<SweepRecord> Store::find_sweep(const std::string& id_or_name) const {
+  Conn c{db_.get(), &path_};
+  return with_retry(c, [&]() -> std::optional<SweepRecord> {
+    // A name wins over an id so that a sweep named "3" stays reachable.
+    Statement q(c,
+                "SELECT id, name, status, created_at, spec_json FROM sweeps WHERE name = ?1 "
+                "UNION ALL SELECT id, name, status, created_at, spec_json FROM sweeps "
+                "WHERE CAST(id AS TEXT) = ?1 LIMIT 1");
+    q.bind(1, id_or_name);
+    if (!q.step()) return std::nullopt;
+    return SweepRecord{q.int64(0), q.text(1), q.text(2), q.text(3), q.text(4)};
+  });
+}
+
+void Store::set_run_sweep(int64_t run, int64_t sweep) {
+  Conn c{db_.get(), &path_};
+  write_transaction(c, [&] {
+    Statement s(c, "UPDATE runs SET sweep_id = ? WHERE id = ?");
+    s.bind(1, sweep).bind(2, run).run();
+    if (sqlite3_changes(c.db) == 0) throw StoreError(fmt::format("results store {}: no run {}", path_.string(), run));
+  });
+}
+
+void Store::query(const std::string& sql, const std::vector<SqlValue>& binds,
+                  const std::function<void(const Row&)>& on_row) const {
+  Conn c{db_.get(), &path_};
+  with_retry(c, [&] {
+    Statement q(c, sql.c_str());
+    if (!sqlite3_stmt_readonly(q.raw())) {
+      throw StoreError(fmt::format("results store {}: refusing a query that writes: [{}]", path_.string(), sql));
+    }
+    for (size_t i = 0; i < binds.size(); ++i) {
+      const int at = static_cast<int>(i) + 1;
+      std::visit(
+          [&](const auto& v) {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, std::monostate>) {
+              q.bind(at, std::optional<int64_t>());
+            } else {
+              q.bind(at, v);
+            }
+          },
+          binds[i]);
+    }
+    // A busy retry restarts the query, which is only safe before the caller saw any row.
+    bool delivered = false;
+    for (;;) {
+      bool more = false;
+      try {
+        more = q.step();
+      } catch (const Busy& e) {
+        if (delivered) throw StoreError(e.what());
+        throw;
+      }
+      if (!more) break;
+      delivered = true;
+      on_row(Row(q.raw()));
+    }
   });
 }
 

@@ -5,14 +5,17 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace jepa::store {
 
@@ -29,14 +32,14 @@ struct RunRecord {
   int64_t id = 0;
   std::string name;
   RunStatus status = RunStatus::running;
-  std::string reason;         // failure/kill/prune reason; empty otherwise
-  std::string started_at;     // ISO-8601 UTC, e.g. 2026-11-27T21:03:04.123Z
-  std::string ended_at;       // empty while running
-  std::string heartbeat_at;   // last heartbeat
-  std::string config_json;    // the fully resolved config
-  std::string config_path;    // the experiment file it came from
+  std::string reason;        // failure/kill/prune reason; empty otherwise
+  std::string started_at;    // ISO-8601 UTC, e.g. 2026-11-27T21:03:04.123Z
+  std::string ended_at;      // empty while running
+  std::string heartbeat_at;  // last heartbeat
+  std::string config_json;   // the fully resolved config
+  std::string config_path;   // the experiment file it came from
   uint64_t seed = 0;
-  int64_t last_step = 0;      // highest step with a metric or checkpoint
+  int64_t last_step = 0;                // highest step with a metric or checkpoint
   std::optional<int64_t> resumed_from;  // run id this run continues (jepa run --resume)
 };
 
@@ -73,6 +76,31 @@ struct PluginRecord {
   std::string path;
   std::string sha256;
   std::string fingerprint;  // Fingerprint::describe()
+};
+
+struct SweepRecord {
+  int64_t id = 0;
+  std::string name;
+  std::string status;  // 'RUNNING', 'COMPLETED', ...
+  std::string created_at;
+  std::string spec_json;
+};
+
+// A value bound to a `?` of a read query: NULL, integer, real or text.
+using SqlValue = std::variant<std::monostate, int64_t, double, std::string>;
+
+// One result row of Store::query, valid only inside the callback.
+class Row {
+ public:
+  explicit Row(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  int columns() const;
+  bool is_null(int col) const;
+  int64_t int64(int col) const;
+  double real(int col) const;  // NaN for NULL
+  std::string text(int col) const;
+
+ private:
+  sqlite3_stmt* stmt_;
 };
 
 class Store {
@@ -121,6 +149,17 @@ class Store {
   std::vector<EvaluationRecord> evaluations(int64_t run) const;
   std::vector<ArtifactRecord> artifacts(int64_t run) const;  // ordered by step
   std::optional<ArtifactRecord> latest_artifact(int64_t run, const std::string& kind) const;
+
+  // Sweeps: a named group of runs.
+  int64_t create_sweep(const std::string& name, const std::string& spec_json);
+  std::optional<SweepRecord> find_sweep(const std::string& id_or_name) const;  // "3" or a sweep name
+  void set_run_sweep(int64_t run, int64_t sweep);
+
+  // A read-only query for the query room (filters, tables, comparisons): the SQL is the
+  // caller's fixed text, every user-supplied value goes through `binds` (never into the SQL).
+  // Throws StoreError when the statement is not read-only.
+  void query(const std::string& sql, const std::vector<SqlValue>& binds,
+             const std::function<void(const Row&)>& on_row) const;
 
  private:
   struct Close {

@@ -1,0 +1,690 @@
+// `jepa runs`, `jepa show`, `jepa compare`, `jepa plot` and the tabular side of `jepa export`:
+// reading the results store. None of these load plugins or touch LibTorch.
+#include "cli/commands.hpp"
+#include "query/compare.hpp"
+#include "query/filter.hpp"
+#include "query/runs.hpp"
+#include "query/table.hpp"
+#include "report/plot.hpp"
+#include "store/store.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <set>
+
+namespace jepa::cli {
+namespace {
+
+constexpr const char* kDefaultDb = "results/jepa.db";
+
+// Reading commands must not create a database where there was none.
+std::unique_ptr<store::Store> open_existing(const std::string& db) {
+  if (!std::filesystem::exists(db)) {
+    throw UsageError(fmt::format("no results database at {} (run an experiment first, or pass --db PATH)", db));
+  }
+  return std::make_unique<store::Store>(db);
+}
+
+// "a,b" and repeated options both give a list.
+std::vector<std::string> split_list(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& s : in) {
+    size_t start = 0;
+    while (start <= s.size()) {
+      const size_t comma = s.find(',', start);
+      std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!item.empty()) out.push_back(item);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+// "encoder.params.depth" -> "encoder.depth": shorter table headers, still unambiguous.
+std::string short_param(const std::string& key) {
+  std::string s = key;
+  const auto p = s.find(".params.");
+  if (p != std::string::npos) s.erase(p, 7);
+  return s;
+}
+
+std::vector<query::RunRow> select(const store::Store& store, const query::RunSelection& sel) {
+  try {
+    return query::select_runs(store, sel);
+  } catch (const query::FilterError& e) {
+    throw UsageError(e.what());
+  } catch (const store::StoreError& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// Parameters whose value is not the same in every row (seeds and execution settings aside).
+std::vector<std::string> differing_params(const std::vector<query::RunRow>& rows) {
+  std::set<std::string> keys;
+  for (const auto& r : rows) {
+    for (const auto& [k, v] : r.params) keys.insert(k);
+  }
+  std::vector<std::string> out;
+  for (const auto& k : keys) {
+    if (query::is_seed_like(k)) continue;
+    auto value = [&](const query::RunRow& r) {
+      auto it = r.params.find(k);
+      return it == r.params.end() ? std::string("\x01") : it->second;
+    };
+    for (const auto& r : rows) {
+      if (value(r) != value(rows.front())) {
+        out.push_back(k);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// Metrics worth a column by default: the final training loss and evaluation results, not the
+// bookkeeping counts evaluators report alongside.
+bool headline_metric(const std::string& k) {
+  if (k == "train/loss") return true;
+  if (k.rfind("train/", 0) == 0) return false;
+  for (const char* skip : {"_images", "feature_dim", "/k", "draws", "/images"}) {
+    const std::string s(skip);
+    if (k.size() >= s.size() && k.compare(k.size() - s.size(), s.size(), s) == 0) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> metric_columns(const std::vector<query::RunRow>& rows) {
+  std::set<std::string> keys;
+  for (const auto& r : rows) {
+    for (const auto& [k, v] : r.metrics) {
+      if (headline_metric(k)) keys.insert(k);
+    }
+  }
+  std::vector<std::string> out(keys.begin(), keys.end());
+  std::stable_partition(out.begin(), out.end(), [](const std::string& k) { return k != "train/loss"; });
+  if (out.size() > 8) out.resize(8);
+  return out;
+}
+
+std::string cell(const std::map<std::string, std::string>& m, const std::string& k) {
+  auto it = m.find(k);
+  return it == m.end() ? "-" : it->second;
+}
+
+std::string metric_cell(const std::map<std::string, double>& m, const std::string& k) {
+  auto it = m.find(k);
+  return it == m.end() ? "-" : (std::isnan(it->second) ? "nan" : query::format_number(it->second));
+}
+
+std::string truncate(const std::string& s, size_t n) {
+  return s.size() <= n ? s : s.substr(0, n - 3) + "...";
+}
+
+void add_selection_options(CLI::App* sub, query::RunSelection& sel, std::string& db) {
+  sub->add_option("--sweep", sel.sweep, "Only the runs of this sweep (name or id)")->type_name("SWEEP");
+  sub->add_option("--where", sel.where,
+                  "Filter, e.g. 'linear_probe/top1 > 70 and optimization.lr <= 1e-3 and status = completed' "
+                  "(metrics hold a '/', parameters a '.'; see `jepa runs --help`)")
+      ->type_name("EXPR");
+  sub->add_option("--db", db, "Results database")->capture_default_str();
+}
+
+nlohmann::json num_json(double v) {
+  return std::isnan(v) ? nlohmann::json() : nlohmann::json(v);
+}
+
+nlohmann::json run_json(const query::RunRow& r) {
+  nlohmann::json j{{"id", r.id},
+                   {"name", r.name},
+                   {"status", r.status},
+                   {"reason", r.reason.empty() ? nlohmann::json() : nlohmann::json(r.reason)},
+                   {"started_at", r.started_at},
+                   {"ended_at", r.ended_at.empty() ? nlohmann::json() : nlohmann::json(r.ended_at)},
+                   {"steps", r.steps},
+                   {"seed", r.seed},
+                   {"sweep", r.sweep.empty() ? nlohmann::json() : nlohmann::json(r.sweep)},
+                   {"params", r.params}};
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const auto& [k, v] : r.metrics) metrics[k] = num_json(v);
+  j["metrics"] = metrics;
+  return j;
+}
+
+// ---- jepa runs --------------------------------------------------------------------------------
+
+struct RunsOptions {
+  query::RunSelection sel;
+  std::string db = kDefaultDb;
+  std::vector<std::string> params;
+  std::vector<std::string> metrics;
+  bool json = false;
+};
+
+int run_runs(const RunsOptions& o) {
+  auto store = open_existing(o.db);
+  query::RunSelection sel = o.sel;
+  const int64_t shown = sel.limit;
+  if (shown > 0) sel.limit = shown + 1;  // one more tells whether the list was cut
+  auto rows = select(*store, sel);
+  const bool more = shown > 0 && static_cast<int64_t>(rows.size()) > shown;
+  if (more) rows.resize(static_cast<size_t>(shown));
+
+  if (o.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : rows) out.push_back(run_json(r));
+    fmt::print("{}\n", out.dump(2));
+    return 0;
+  }
+  if (rows.empty()) {
+    fmt::print("no runs match\n");
+    return 0;
+  }
+  std::vector<std::string> params = o.params.empty() ? differing_params(rows) : split_list(o.params);
+  if (o.params.empty() && params.size() > 6) params.resize(6);
+  const std::vector<std::string> metrics = o.metrics.empty() ? metric_columns(rows) : split_list(o.metrics);
+  const bool any_sweep = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return !r.sweep.empty(); });
+  const bool any_reason = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return !r.reason.empty(); });
+
+  std::vector<std::string> header{"id", "name", "status", "steps", "time"};
+  if (any_sweep) header.push_back("sweep");
+  for (const auto& p : params) header.push_back(short_param(p));
+  header.insert(header.end(), metrics.begin(), metrics.end());
+  if (any_reason) header.push_back("reason");
+  query::TextTable t(header);
+  for (const auto& r : rows) {
+    std::vector<std::string> row{std::to_string(r.id), r.name, r.status, std::to_string(r.steps),
+                                 query::format_duration(query::duration_seconds(r))};
+    if (any_sweep) row.push_back(r.sweep.empty() ? "-" : r.sweep);
+    for (const auto& p : params) row.push_back(cell(r.params, p));
+    for (const auto& m : metrics) row.push_back(metric_cell(r.metrics, m));
+    if (any_reason) row.push_back(truncate(r.reason, 70));
+    t.add_row(row);
+  }
+  fmt::print("{}", t.render());
+  if (more) fmt::print("(first {} shown; --limit 0 lists every match)\n", shown);
+  return 0;
+}
+
+// ---- jepa show --------------------------------------------------------------------------------
+
+struct ShowOptions {
+  std::string run;
+  std::string db = kDefaultDb;
+  bool json = false;
+};
+
+int run_show(const ShowOptions& o) {
+  auto store = open_existing(o.db);
+  query::RunSelection sel;
+  sel.runs = {o.run};
+  const auto rows = select(*store, sel);
+  const query::RunRow& r = rows.at(0);
+  const auto record = store->find_run(r.id);
+  const auto env = store->environment(r.id);
+  const auto plugins = store->plugins(r.id);
+  const auto evals = store->evaluations(r.id);
+  const auto artifacts = store->artifacts(r.id);
+  struct SummaryRow {
+    std::string key;
+    int64_t last_step;
+    double last, min, max;
+    int64_t count;
+  };
+  std::vector<SummaryRow> summary;
+  store->query(
+      "SELECT key, last_step, last_value, min_value, max_value, count FROM metric_summary WHERE run_id = ? "
+      "ORDER BY key",
+      {r.id}, [&](const store::Row& q) {
+        summary.push_back({q.text(0), q.int64(1), q.real(2), q.real(3), q.real(4), q.int64(5)});
+      });
+  nlohmann::json config = nlohmann::json::parse(record->config_json, nullptr, false);
+
+  if (o.json) {
+    nlohmann::json j = run_json(r);
+    j["config"] = config;
+    j["config_path"] = record->config_path;
+    j["resumed_from"] = record->resumed_from ? nlohmann::json(*record->resumed_from) : nlohmann::json();
+    j["environment"] = env;
+    j["plugins"] = nlohmann::json::array();
+    for (const auto& p : plugins) {
+      j["plugins"].push_back({{"role", p.role},
+                              {"component", p.component_id},
+                              {"component_version", p.component_version},
+                              {"plugin", p.plugin_name},
+                              {"plugin_version", p.plugin_version},
+                              {"path", p.path},
+                              {"sha256", p.sha256},
+                              {"fingerprint", p.fingerprint}});
+    }
+    j["metric_summary"] = nlohmann::json::array();
+    for (const auto& s : summary) {
+      j["metric_summary"].push_back({{"key", s.key},
+                                     {"last_step", s.last_step},
+                                     {"last", num_json(s.last)},
+                                     {"min", num_json(s.min)},
+                                     {"max", num_json(s.max)},
+                                     {"count", s.count}});
+    }
+    j["evaluations"] = nlohmann::json::array();
+    for (const auto& e : evals) {
+      j["evaluations"].push_back({{"evaluator", e.evaluator},
+                                  {"metric", e.metric},
+                                  {"value", num_json(e.value)},
+                                  {"step", e.step},
+                                  {"params", nlohmann::json::parse(e.params_json, nullptr, false)}});
+    }
+    j["artifacts"] = nlohmann::json::array();
+    for (const auto& a : artifacts) {
+      j["artifacts"].push_back({{"kind", a.kind},
+                                {"path", a.path},
+                                {"step", a.step},
+                                {"bytes", a.bytes},
+                                {"sha256", a.sha256},
+                                {"created_at", a.created_at}});
+    }
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+
+  fmt::print("run {}  {}  {}\n", r.id, r.name, r.status);
+  if (!r.reason.empty()) fmt::print("  reason       {}\n", r.reason);
+  fmt::print("  started      {}\n  ended        {}\n  duration     {}\n  steps        {}\n  seed         {}\n",
+             r.started_at, r.ended_at.empty() ? "-" : r.ended_at, query::format_duration(query::duration_seconds(r)),
+             r.steps, r.seed);
+  if (!r.sweep.empty()) fmt::print("  sweep        {}\n", r.sweep);
+  if (record->resumed_from) fmt::print("  resumed from {}\n", *record->resumed_from);
+  fmt::print("  config file  {}\n", record->config_path.empty() ? "-" : record->config_path);
+
+  fmt::print("\nmetrics (latest value, range over the run)\n");
+  query::TextTable mt({"  key", "step", "last", "min", "max", "points"});
+  for (const auto& s : summary) {
+    mt.add_row({"  " + s.key, std::to_string(s.last_step), query::format_number(s.last, 6),
+                query::format_number(s.min, 6), query::format_number(s.max, 6), std::to_string(s.count)});
+  }
+  fmt::print("{}", summary.empty() ? "  (none)\n" : mt.render());
+
+  fmt::print("\nevaluations\n");
+  query::TextTable et({"  evaluator", "metric", "value", "step"});
+  for (const auto& e : evals) {
+    et.add_row({"  " + e.evaluator, e.metric, query::format_number(e.value, 6), std::to_string(e.step)});
+  }
+  fmt::print("{}", evals.empty() ? "  (none)\n" : et.render());
+
+  fmt::print("\nartifacts\n");
+  query::TextTable at({"  kind", "step", "bytes", "path"});
+  for (const auto& a : artifacts) at.add_row({"  " + a.kind, std::to_string(a.step), std::to_string(a.bytes), a.path});
+  fmt::print("{}", artifacts.empty() ? "  (none)\n" : at.render());
+
+  fmt::print("\nplugins\n");
+  query::TextTable pt({"  role", "component", "plugin", "sha256", "path"});
+  for (const auto& p : plugins) {
+    pt.add_row({"  " + p.role, fmt::format("{} v{}", p.component_id, p.component_version),
+                fmt::format("{} {}", p.plugin_name, p.plugin_version), p.sha256, p.path});
+  }
+  fmt::print("{}", plugins.empty() ? "  (none)\n" : pt.render());
+
+  fmt::print("\nenvironment\n");
+  query::TextTable vt({"  key", "value"});
+  for (const auto& [k, v] : env) vt.add_row({"  " + k, v});
+  fmt::print("{}", env.empty() ? "  (none)\n" : vt.render());
+
+  fmt::print("\nparameters (resolved config)\n");
+  query::TextTable ct({"  key", "value"});
+  for (const auto& [k, v] : r.params) ct.add_row({"  " + k, v});
+  fmt::print("{}", r.params.empty() ? "  (none)\n" : ct.render());
+  return 0;
+}
+
+// ---- jepa compare -----------------------------------------------------------------------------
+
+struct CompareCliOptions {
+  std::vector<std::string> runs;
+  query::RunSelection sel;
+  std::string db = kDefaultDb;
+  std::vector<std::string> group_by;
+  std::vector<std::string> metrics;
+  std::string baseline;
+  bool any_status = false;
+  bool json = false;
+};
+
+int run_compare(const CompareCliOptions& o) {
+  if (o.runs.empty() && !o.sel.sweep && o.sel.where.empty()) {
+    throw UsageError("jepa compare needs runs (RUN...), --sweep S or --where EXPR");
+  }
+  auto store = open_existing(o.db);
+  query::RunSelection sel = o.sel;
+  sel.runs = o.runs;
+  sel.sort = "id";
+  if (!o.any_status)
+    sel.where = sel.where.empty() ? "status = COMPLETED" : "(" + sel.where + ") and status = COMPLETED";
+  const auto rows = select(*store, sel);
+  query::CompareOptions co;
+  co.group_by = split_list(o.group_by);
+  co.metrics = split_list(o.metrics);
+  co.baseline = o.baseline;
+  query::Comparison c;
+  try {
+    c = query::compare_runs(rows, co);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  if (o.json) {
+    fmt::print("{}\n", query::comparison_json(c).dump(2));
+  } else {
+    fmt::print("{}", query::format_comparison(c));
+    if (rows.empty() && !o.any_status) fmt::print("(only COMPLETED runs are compared; --any-status takes all)\n");
+  }
+  return 0;
+}
+
+// ---- jepa plot --------------------------------------------------------------------------------
+
+struct PlotOptions {
+  std::vector<std::string> runs;
+  query::RunSelection sel;
+  std::string db = kDefaultDb;
+  std::string metric = "train/loss";
+  std::string param;
+  std::string output;
+  bool log_y = false;
+};
+
+std::string file_safe(std::string s) {
+  for (auto& ch : s) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') ch = '_';
+  }
+  return s;
+}
+
+int run_plot(const PlotOptions& o) {
+  if (o.runs.empty() && !o.sel.sweep && o.sel.where.empty()) {
+    throw UsageError("jepa plot needs runs (RUN...), --sweep S or --where EXPR");
+  }
+  auto store = open_existing(o.db);
+  query::RunSelection sel = o.sel;
+  sel.runs = o.runs;
+  if (sel.sort.empty() && o.runs.empty()) sel.sort = "id";
+  const auto rows = select(*store, sel);
+  if (rows.empty()) throw UsageError("no runs match");
+
+  report::PlotSpec spec;
+  spec.log_y = o.log_y;
+  std::string output = o.output;
+  if (o.param.empty()) {
+    // Training curves, one line per run, labelled by what differs between the runs.
+    const auto differ = differing_params(rows);
+    spec.title = o.metric;
+    spec.x_label = "step";
+    spec.y_label = o.metric;
+    for (const auto& r : rows) {
+      report::PlotSeries s;
+      s.label = fmt::format("{} {}", r.id, r.name);
+      for (size_t i = 0; i < differ.size() && i < 3; ++i) {
+        s.label += fmt::format(" {}={}", short_param(differ[i]), cell(r.params, differ[i]));
+      }
+      for (const auto& p : store->metrics(r.id, o.metric)) {
+        s.x.push_back(static_cast<double>(p.step));
+        s.y.push_back(p.value);
+      }
+      if (!s.x.empty()) spec.series.push_back(std::move(s));
+    }
+    if (spec.series.empty()) {
+      throw UsageError(
+          fmt::format("none of the {} selected runs has metric '{}' (see `jepa show RUN`)", rows.size(), o.metric));
+    }
+    if (output.empty()) output = fmt::format("results/plots/{}.png", file_safe(o.metric));
+  } else {
+    // Parameter against the run's final metric: every run a point, each value's mean with a 95% CI.
+    spec.title = fmt::format("{} vs {}", o.metric, o.param);
+    spec.x_label = o.param;
+    spec.y_label = o.metric;
+    std::vector<std::pair<std::string, double>> points;
+    for (const auto& r : rows) {
+      auto p = r.params.find(o.param);
+      auto m = r.metrics.find(o.metric);
+      if (p != r.params.end() && m != r.metrics.end() && std::isfinite(m->second))
+        points.emplace_back(p->second, m->second);
+    }
+    if (points.empty()) {
+      throw UsageError(fmt::format("no selected run has both parameter '{}' and metric '{}'", o.param, o.metric));
+    }
+    bool numeric = true;
+    for (const auto& [x, y] : points) {
+      char* end = nullptr;
+      std::strtod(x.c_str(), &end);
+      numeric = numeric && !x.empty() && *end == '\0';
+    }
+    std::map<std::string, std::vector<double>> by_x;
+    for (const auto& [x, y] : points) by_x[x].push_back(y);
+    std::vector<std::string> xs;
+    for (const auto& [x, ys] : by_x) xs.push_back(x);
+    if (numeric) {
+      std::sort(xs.begin(), xs.end(), [](const auto& a, const auto& b) { return std::stod(a) < std::stod(b); });
+      const double lo = std::stod(xs.front());
+      const double hi = std::stod(xs.back());
+      spec.log_x = lo > 0 && hi / lo >= 100;
+    } else {
+      spec.x_categories = xs;
+    }
+    auto x_of = [&](const std::string& x) {
+      return numeric ? std::stod(x) : static_cast<double>(std::find(xs.begin(), xs.end(), x) - xs.begin());
+    };
+    report::PlotSeries runs_series;
+    runs_series.label = "runs";
+    runs_series.style = report::PlotSeries::Style::points;
+    for (const auto& [x, y] : points) {
+      runs_series.x.push_back(x_of(x));
+      runs_series.y.push_back(y);
+    }
+    report::PlotSeries means;
+    means.label = "mean, 95% CI";
+    means.style = report::PlotSeries::Style::error_bars;
+    for (const auto& x : xs) {
+      const auto s = query::summarize(by_x[x]);
+      means.x.push_back(x_of(x));
+      means.y.push_back(s.mean);
+      means.y_low.push_back(s.n >= 2 ? s.ci_low : s.mean);
+      means.y_high.push_back(s.n >= 2 ? s.ci_high : s.mean);
+    }
+    spec.series = {runs_series, means};
+    if (output.empty()) output = fmt::format("results/plots/{}-vs-{}.png", file_safe(o.metric), file_safe(o.param));
+  }
+  try {
+    report::render_plot(spec, output);
+  } catch (const report::PlotError& e) {
+    throw UsageError(e.what());
+  }
+  fmt::print("wrote {}\n", output);
+  return 0;
+}
+
+}  // namespace
+
+// ---- jepa export --format csv|json --------------------------------------------------------------
+
+int run_export_table(const ExportTableOptions& o) {
+  auto store = open_existing(o.db);
+  query::RunSelection sel;
+  sel.runs = o.runs;
+  sel.sweep = o.sweep;
+  sel.where = o.where;
+  sel.sort = "id";
+  const auto rows = select(*store, sel);
+  std::ofstream file;
+  if (!o.output.empty() && o.output != "-") {
+    if (std::filesystem::path(o.output).has_parent_path()) {
+      std::filesystem::create_directories(std::filesystem::path(o.output).parent_path());
+    }
+    file.open(o.output, std::ios::binary);
+    if (!file) throw UsageError(fmt::format("cannot write {}", o.output));
+  }
+  std::ostream& out = file.is_open() ? static_cast<std::ostream&>(file) : std::cout;
+  const bool csv = o.format == "csv";
+
+  if (o.history) {
+    // Long format: one row per metric point, the shape pandas and spreadsheets pivot from.
+    const auto keys = split_list(o.metrics);
+    if (csv) out << query::csv_row({"run_id", "run_name", "key", "step", "value", "time"});
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& r : rows) {
+      std::vector<std::string> wanted = keys;
+      if (wanted.empty()) {
+        for (const auto& [k, v] : r.metrics) wanted.push_back(k);
+      }
+      for (const auto& k : wanted) {
+        for (const auto& p : store->metrics(r.id, k)) {
+          if (csv) {
+            out << query::csv_row({std::to_string(r.id), r.name, k, std::to_string(p.step),
+                                   query::exact_number(p.value), query::exact_number(p.time)});
+          } else {
+            arr.push_back({{"run_id", r.id},
+                           {"run_name", r.name},
+                           {"key", k},
+                           {"step", p.step},
+                           {"value", num_json(p.value)},
+                           {"time", p.time}});
+          }
+        }
+      }
+    }
+    if (!csv) out << arr.dump(1) << '\n';
+  } else if (csv) {
+    // Wide format: a row per run, a column per parameter and per latest metric.
+    std::set<std::string> params;
+    std::set<std::string> metrics;
+    for (const auto& r : rows) {
+      for (const auto& [k, v] : r.params) params.insert(k);
+      for (const auto& [k, v] : r.metrics) metrics.insert(k);
+    }
+    std::vector<std::string> header{"id",       "name",  "status", "reason", "started_at",
+                                    "ended_at", "steps", "seed",   "sweep"};
+    for (const auto& p : params) header.push_back("param:" + p);
+    for (const auto& m : metrics) header.push_back("metric:" + m);
+    out << query::csv_row(header);
+    for (const auto& r : rows) {
+      std::vector<std::string> row{
+          std::to_string(r.id),   r.name, r.status, r.reason, r.started_at, r.ended_at, std::to_string(r.steps),
+          std::to_string(r.seed), r.sweep};
+      for (const auto& p : params) {
+        auto it = r.params.find(p);
+        row.push_back(it == r.params.end() ? "" : it->second);
+      }
+      for (const auto& m : metrics) {
+        auto it = r.metrics.find(m);
+        row.push_back(it == r.metrics.end() ? "" : query::exact_number(it->second));
+      }
+      out << query::csv_row(row);
+    }
+  } else {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& r : rows) arr.push_back(run_json(r));
+    out << arr.dump(1) << '\n';
+  }
+  if (file.is_open()) {
+    file.close();
+    if (!file) throw UsageError(fmt::format("writing {} failed", o.output));
+    fmt::print(stderr, "wrote {} ({} runs)\n", o.output, rows.size());
+  }
+  return 0;
+}
+
+Command add_runs_command(CLI::App& parent) {
+  auto o = std::make_shared<RunsOptions>();
+  auto* sub = parent.add_subcommand("runs", "List runs: status, the parameters that differ, latest metrics");
+  add_selection_options(sub, o->sel, o->db);
+  sub->add_option("--sort", o->sel.sort,
+                  "Order by a field (metric, parameter or id/name/status/steps/started_at); a leading '-' "
+                  "sorts descending. Default: newest first")
+      ->type_name("FIELD");
+  o->sel.limit = 50;
+  sub->add_option("--limit", o->sel.limit, "Show at most N runs (0 = all)")->capture_default_str();
+  sub->add_option("--params", o->params, "Parameter columns (comma-separated); default: those that differ")
+      ->type_name("KEYS");
+  sub->add_option("--metrics", o->metrics, "Metric columns (comma-separated); default: loss and evaluations")
+      ->type_name("KEYS");
+  sub->add_flag("--json", o->json, "Print JSON (every parameter and latest metric of each run)");
+  sub->footer(
+      "Filters (--where) compare fields with = != < <= > >= or like, joined by and / or / not and\n"
+      "parentheses. Metrics (their key holds a '/') compare their latest value; parameters (a '.')\n"
+      "compare as numbers when the value is a number, else as text; run columns are id, name,\n"
+      "status, reason, seed, sweep, steps, started_at, ended_at. Quote text with '...' or \"...\".\n"
+      "Examples:\n"
+      "  jepa runs\n"
+      "  jepa runs --sweep lr-grid --sort -linear_probe/top1 --limit 10\n"
+      "  jepa runs --where \"status = failed or train/loss > 0.5\"\n"
+      "  jepa runs --where \"masking.strategy = 'multiblock' and optimization.lr >= 5e-4\"");
+  return {sub, [o] { return run_runs(*o); }};
+}
+
+Command add_show_command(CLI::App& parent) {
+  auto o = std::make_shared<ShowOptions>();
+  auto* sub = parent.add_subcommand(
+      "show",
+      "Everything about one run: status and reason, metrics, evaluations, artifacts, plugins, environment, "
+      "resolved config");
+  sub->add_option("run", o->run, "Run id or name (the newest run of that name)")->required()->type_name("RUN");
+  sub->add_option("--db", o->db, "Results database")->capture_default_str();
+  sub->add_flag("--json", o->json, "Print JSON");
+  return {sub, [o] { return run_show(*o); }};
+}
+
+Command add_compare_command(CLI::App& parent) {
+  auto o = std::make_shared<CompareCliOptions>();
+  auto* sub = parent.add_subcommand(
+      "compare", "Compare runs side by side: seeds grouped, mean/sd/95% CI per group, Welch's t-test");
+  sub->add_option("runs", o->runs, "Run ids or names")->type_name("RUN...");
+  add_selection_options(sub, o->sel, o->db);
+  sub->add_option("--group-by", o->group_by,
+                  "Group by these parameters (repeatable or comma-separated); default: every parameter except "
+                  "seed, name, threads, workers, checkpoint.* and logging.*")
+      ->type_name("PARAM");
+  sub->add_option("--metric", o->metrics,
+                  "Metrics to compare (repeatable or comma-separated); default: every metric that differs")
+      ->type_name("KEY");
+  sub->add_option("--baseline", o->baseline, "Group the t-tests compare against (A, B, ...); default A")
+      ->type_name("GROUP");
+  sub->add_flag("--any-status", o->any_status, "Include runs that did not complete");
+  sub->add_flag("--json", o->json, "Print JSON (per-run values, statistics and tests)");
+  sub->footer(
+      "Metrics are each run's latest value. Runs that differ only by seed form a group; a group\n"
+      "reports n, mean, sample sd and the Student-t 95% confidence interval of the mean, and a\n"
+      "two-sided Welch t-test against the baseline group.\n"
+      "Examples:\n"
+      "  jepa compare 3 4 5 6\n"
+      "  jepa compare --sweep lr-grid --metric linear_probe/top1\n"
+      "  jepa compare --sweep masks --group-by masking.params.npred --baseline B");
+  return {sub, [o] { return run_compare(*o); }};
+}
+
+Command add_plot_command(CLI::App& parent) {
+  auto o = std::make_shared<PlotOptions>();
+  auto* sub = parent.add_subcommand(
+      "plot", "Draw training curves of runs, or a parameter against a final metric across a sweep (PNG or SVG)");
+  sub->add_option("runs", o->runs, "Run ids or names")->type_name("RUN...");
+  add_selection_options(sub, o->sel, o->db);
+  sub->add_option("--metric", o->metric, "Metric key")->capture_default_str();
+  sub->add_option("--param", o->param,
+                  "Scatter: this parameter on x, each run's latest metric on y, with per-value mean and 95% CI")
+      ->type_name("KEY");
+  sub->add_option("-o,--output", o->output,
+                  "Output .png or .svg (default: results/plots/<metric>.png or <metric>-vs-<param>.png)")
+      ->type_name("FILE");
+  sub->add_flag("--log-y", o->log_y, "Logarithmic y axis");
+  sub->footer(
+      "Examples:\n"
+      "  jepa plot 3 4 5 --metric train/loss -o curves.png\n"
+      "  jepa plot --sweep lr-grid --param optimization.lr --metric linear_probe/top1 -o lr.svg\n"
+      "Needs gnuplot (scripts/install-deps.sh installs gnuplot-nox).");
+  return {sub, [o] { return run_plot(*o); }};
+}
+
+}  // namespace jepa::cli

@@ -1,0 +1,46 @@
+// Selecting runs from the results store: by id or name, sweep, `--where` filter, sort and
+// limit, with their parameters and latest metrics. Reads only metric_summary for metrics, so
+// answering stays fast with millions of metric points.
+#pragma once
+
+#include "store/store.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace jepa::query {
+
+struct RunSelection {
+  std::vector<std::string> runs;     // ids or names; empty = every run
+  std::optional<std::string> sweep;  // a sweep's name or id
+  std::string where;                 // see filter.hpp
+  std::string sort;                  // a field (see filter.hpp); a leading '-' sorts descending;
+                                     // empty = newest first
+  int64_t limit = 0;                 // 0 = no limit
+};
+
+struct RunRow {
+  int64_t id = 0;
+  std::string name;
+  std::string status;
+  std::string reason;
+  std::string started_at;
+  std::string ended_at;
+  int64_t steps = 0;
+  uint64_t seed = 0;
+  std::optional<int64_t> sweep_id;
+  std::string sweep;  // the sweep's name; empty when none
+  std::map<std::string, std::string> params;
+  std::map<std::string, double> metrics;  // latest value per key (NaN when it was NaN)
+};
+
+// Throws FilterError (bad --where or --sort) or store::StoreError (unknown run or sweep).
+std::vector<RunRow> select_runs(const store::Store& store, const RunSelection& selection);
+
+// Run duration in seconds from the ISO timestamps (NaN while running or when unparsable).
+double duration_seconds(const RunRow& row);
+
+}  // namespace jepa::query
