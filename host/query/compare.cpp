@@ -65,6 +65,23 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
   return s;
 }
 
+// "1,2,3,4,7" -> "1-4,7": runs of three or more consecutive numbers become ranges.
+template <class T>
+std::string compact(const std::vector<T>& v) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < v.size();) {
+    size_t j = i;
+    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
+    if (j - i >= 2) {
+      parts.push_back(fmt::format("{}-{}", v[i], v[j]));
+    } else {
+      for (size_t k = i; k <= j; ++k) parts.push_back(fmt::format("{}", v[k]));
+    }
+    i = j + 1;
+  }
+  return join(parts, ",");
+}
+
 }  // namespace
 
 bool is_seed_like(const std::string& p) {
@@ -214,12 +231,10 @@ std::string format_comparison(const Comparison& c) {
   for (const auto& g : c.groups) {
     std::vector<std::string> row{g.label};
     for (const auto& k : c.varying) row.push_back(g.values.at(k));
-    std::vector<std::string> ids;
-    std::vector<std::string> seeds;
-    for (auto id : g.runs) ids.push_back(std::to_string(id));
-    for (auto s : g.seeds) seeds.push_back(std::to_string(s));
-    row.push_back(join(ids, ","));
-    row.push_back(join(seeds, ","));
+    row.push_back(compact(g.runs));
+    std::vector<uint64_t> seeds = g.seeds;
+    std::sort(seeds.begin(), seeds.end());
+    row.push_back(compact(seeds));
     groups.add_row(row);
   }
   out += groups.render();
