@@ -68,7 +68,8 @@ TEST(Cli, PluginsJsonListsEverything) {
     }
   }
   EXPECT_EQ(components, (std::set<std::string>{"masking/multiblock", "masking/random", "masking/block", "encoder/vit",
-                                               "predictor/vit_predictor", "evaluator/linear_probe"}));
+                                               "predictor/vit_predictor", "evaluator/linear_probe", "evaluator/knn",
+                                               "evaluator/low_shot", "evaluator/rankme"}));
   const auto text = run_jepa("plugins");
   EXPECT_EQ(text.code, 0);
   EXPECT_TRUE(contains(text.out, "multiblock")) << text.out;

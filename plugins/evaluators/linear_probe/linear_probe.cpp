@@ -3,6 +3,8 @@
 // split and scored on the test split. Recipe: Adam, lr 1e-3, weight decay 1e-4, batch 256,
 // 30 epochs (the calibration recipe of shared/IJEPA_REFERENCE.md). `last_layers = 4`
 // concatenates the pooled outputs of the last 4 blocks, as the paper does for transfer.
+#include "pooled_features.hpp"
+
 #include <jepa/sdk/evaluator.hpp>
 #include <jepa/sdk/plugin.hpp>
 
@@ -18,11 +20,7 @@ using jepa::sdk::Metric;
 using jepa::sdk::Params;
 using jepa::sdk::ParamSpec;
 using jepa::sdk::Split;
-
-struct Features {
-  torch::Tensor x;  // [n, D], float32, CPU
-  torch::Tensor y;  // [n], int64
-};
+using Features = jepa::evaluators::PooledFeatures;
 
 class LinearProbe final : public jepa::sdk::Evaluator {
  public:
@@ -52,21 +50,20 @@ class LinearProbe final : public jepa::sdk::Evaluator {
 
     // A private generator, so evaluating never disturbs the trainer's random state.
     auto gen = at::detail::createCPUGenerator(in.seed);
-    torch::nn::Linear head(dim, classes);
-    {
-      torch::NoGradGuard no_grad;
-      const double bound = 1.0 / std::sqrt(static_cast<double>(dim));
-      head->weight.uniform_(-bound, bound, gen);
-      head->bias.uniform_(-bound, bound, gen);
-    }
-    torch::optim::Adam opt(head->parameters(), torch::optim::AdamOptions(lr_).weight_decay(weight_decay_));
+    // Raw parameters rather than torch::nn::Linear, whose constructor draws its initial weights
+    // from the global generator.
+    const double bound = 1.0 / std::sqrt(static_cast<double>(dim));
+    auto weight = torch::empty({classes, dim}).uniform_(-bound, bound, gen).requires_grad_();
+    auto bias = torch::empty({classes}).uniform_(-bound, bound, gen).requires_grad_();
+    auto head = [&weight, &bias](const torch::Tensor& x) { return torch::nn::functional::linear(x, weight, bias); };
+    torch::optim::Adam opt({weight, bias}, torch::optim::AdamOptions(lr_).weight_decay(weight_decay_));
     const int64_t n = xtr.size(0);
     for (int64_t epoch = 0; epoch < epochs_; ++epoch) {
       const auto order = torch::randperm(n, gen, torch::kLong);
       for (int64_t b = 0; b < n; b += batch_size_) {
         const auto idx = order.slice(0, b, std::min(n, b + batch_size_));
         const auto loss =
-            torch::nn::functional::cross_entropy(head->forward(xtr.index_select(0, idx)), train.y.index_select(0, idx));
+            torch::nn::functional::cross_entropy(head(xtr.index_select(0, idx)), train.y.index_select(0, idx));
         opt.zero_grad();
         loss.backward();
         opt.step();
@@ -74,7 +71,7 @@ class LinearProbe final : public jepa::sdk::Evaluator {
     }
     torch::NoGradGuard no_grad;
     auto accuracy = [&](const torch::Tensor& x, const torch::Tensor& y) {
-      return 100.0 * head->forward(x).argmax(1).eq(y).to(torch::kFloat64).mean().item<double>();
+      return 100.0 * head(x).argmax(1).eq(y).to(torch::kFloat64).mean().item<double>();
     };
     return {{"top1", accuracy(xte, test.y)},
             {"train_top1", accuracy(xtr, train.y)},
@@ -85,21 +82,7 @@ class LinearProbe final : public jepa::sdk::Evaluator {
 
  private:
   Features extract(const EvalInput& in, Split split, int64_t limit) const {
-    int64_t n = in.size(split);
-    if (limit > 0) n = std::min(n, limit);
-    std::vector<torch::Tensor> xs;
-    std::vector<torch::Tensor> ys;
-    torch::NoGradGuard no_grad;
-    for (int64_t b = 0; b < n; b += extract_batch_) {
-      auto [images, labels] = in.batch(split, b, std::min(n, b + extract_batch_));
-      const auto layers = in.encode(images, last_layers_);
-      std::vector<torch::Tensor> pooled;
-      for (const auto& l : layers) pooled.push_back(l.mean(1).to(torch::kCPU, torch::kFloat32));
-      xs.push_back(torch::cat(pooled, 1));
-      ys.push_back(labels.to(torch::kCPU, torch::kLong));
-    }
-    if (xs.empty()) return {torch::zeros({0, 0}), torch::zeros({0}, torch::kLong)};
-    return {torch::cat(xs, 0), torch::cat(ys, 0)};
+    return jepa::evaluators::extract_pooled(in, split, limit, {last_layers_, extract_batch_, /*labels=*/true});
   }
 
   int64_t epochs_;
