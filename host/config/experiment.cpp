@@ -58,7 +58,16 @@
 //
 //   [[evaluation]]             # any number of these, run in order
 //   evaluator = "linear_probe" # required: an evaluator plugin id
-//   epochs = 30                # every other key is a parameter of that evaluator
+//   every = 0                  # steps between evaluations during training (target encoder, eval
+//                              # mode, no gradients; recorded at that step); 0 = none, >= 0
+//   at_end = true              # also evaluate after the last step (which is then evaluated once)
+//   stop_when = ""             # "<metric> <op> <number>", op one of < <= > >=, e.g. "top1 < 20" or
+//                              # "effective_rank < 8": checked after each evaluation during training;
+//                              # once it holds the run stops with a checkpoint as PRUNED. The metric
+//                              # must be one the evaluator reports (checked when it first runs; a
+//                              # NaN never satisfies a rule). "" = no rule
+//   epochs = 30                # every other key is a parameter of that evaluator;
+//   params = { every = 5 }     # a parameter named like one of the keys above goes in `params`
 //
 // Values: a TOML integer is accepted where a float is expected, a float is never accepted for an
 // integer; lists are arrays of numbers.
@@ -68,6 +77,8 @@
 //   --set optimization.lr=5e-4      --set data.crop_scale=[0.5,1]
 //   --set masking.strategy=random   --set masking.params.ratio=[0.7,0.8]
 //   --set encoder.params.depth=4    --set evaluation.0.epochs=5   (the first [[evaluation]])
+//   --set evaluation.0.every=50     --set 'evaluation.0.stop_when=top1 < 20'
+//   --set evaluation.0.params.every=5  (a parameter, where the evaluator has one named like a host key)
 // Changing a plugin id does not drop the old plugin's parameters: they are checked against the
 // new plugin, so a stale one is an error naming it.
 //
@@ -77,8 +88,10 @@
 //
 // The resolved form (stored with each run) is JSON with every section and every key, defaults
 // included; plugin sections become {"strategy"|"plugin": id, "version": n, "params": {...}} and
-// evaluation an array of {"evaluator": id, "version": n, "params": {...}}. Rebuilding from it
-// checks everything again, including that each plugin still has the stored behaviour version.
+// evaluation an array of {"evaluator": id, "version": n, "every": n, "at_end": b, "stop_when": s,
+// "params": {...}}. Rebuilding from it checks everything again, including that each plugin still
+// has the stored behaviour version; every, at_end and stop_when may be absent (runs stored before
+// they existed) and take their defaults.
 #include "config/experiment.hpp"
 
 #include "data/dataset.hpp"
@@ -88,10 +101,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <climits>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <set>
 #include <sstream>
 
 namespace jepa::config {
@@ -306,6 +323,56 @@ constexpr const char* kEvaluatorKey = "evaluator";
 constexpr const char* kVersionKey = "version";  // only in the stored (resolved) form
 constexpr const char* kParamsKey = "params";
 
+// The host's own keys of an [[evaluation]]: when to run the evaluator, not how it measures.
+ParamSchema evaluation_key(const char* name, ParamValue default_value, const char* doc) {
+  ParamSchema k;
+  k.name = name;
+  k.default_value = std::move(default_value);
+  k.type = type_of(k.default_value);
+  k.doc = doc;
+  return k;
+}
+
+const std::vector<ParamSchema>& evaluation_keys() {
+  static const std::vector<ParamSchema> keys = [] {
+    const EvaluationChoice d;
+    std::vector<ParamSchema> k;
+    k.push_back(evaluation_key("every", d.every, "steps between evaluations during training; 0 = none"));
+    k.back().min = 0;
+    k.push_back(evaluation_key("at_end", d.at_end, "also evaluate after the last step"));
+    k.push_back(evaluation_key("stop_when", d.stop_when,
+                               "stop the run (PRUNED) once \"<metric> <op> <number>\" holds after an evaluation"));
+    return k;
+  }();
+  return keys;
+}
+
+const ParamSchema* find_evaluation_key(std::string_view name) {
+  for (const auto& k : evaluation_keys()) {
+    if (k.name == name) return &k;
+  }
+  return nullptr;
+}
+
+std::string evaluation_key_names() {
+  std::vector<std::string> names;
+  for (const auto& k : evaluation_keys()) names.push_back(k.name);
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
+// check_value plus the syntax of stop_when, so a bad rule fails at load time, not mid-run.
+std::string check_evaluation_value(const ParamSchema& k, const ParamValue& v) {
+  if (std::string err = loader::check_value(k, v); !err.empty()) return err;
+  if (k.name == "stop_when") {
+    try {
+      parse_stop_rule(std::get<std::string>(v));
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+  }
+  return {};
+}
+
 const PluginSection* find_plugin_section(std::string_view name) {
   for (const auto& s : kPluginSections) {
     if (name == s.name) return &s;
@@ -495,12 +562,18 @@ struct Slot {
   bool inline_params = false;           // a file's [[evaluation]]: parameters sit next to `evaluator`
   const toml::table* table = nullptr;   // the section, null when absent
   const toml::table* params = nullptr;  // where its parameters are, null when none
-  toml::source_region region;           // of the section, for "missing key" errors
+  // A file's [[evaluation]] may also hold a `params` table, for parameters named like a host key.
+  const toml::table* sub_params = nullptr;
+  toml::source_region region{};  // of the section, for "missing key" errors (line 0: absent)
   std::optional<std::string> id;
   std::string id_origin;  // error prefix of wherever the id was set
   std::optional<Entry> version;
   std::map<std::string, ParamValue> param_overrides;
   const loader::ComponentInfo* component = nullptr;
+  // [[evaluation]] only: every, at_end, stop_when as given by the file or --set.
+  std::map<std::string, ParamValue> evaluation_values;
+  std::set<std::string> evaluation_overridden;           // by --set: the file's value is not read
+  std::map<std::string, std::string> evaluation_origin;  // error prefix of where each was given
 };
 
 // One --set.
@@ -544,6 +617,9 @@ class Resolver {
     for (const auto& a : overrides) apply_value_override(a);
     read_host_sections();
     for (auto& slot : slots_) read_params(slot);
+    for (auto& slot : slots_) {
+      if (slot.kind == Kind::evaluator) read_evaluation_keys(slot);
+    }
     return build(default_name);
   }
 
@@ -615,6 +691,13 @@ class Resolver {
         if (slot.inline_params) {
           slot.params = slot.table;
           slot.params_title = slot.title;
+          if (auto p = find_entry(slot.table, kParamsKey)) {
+            slot.sub_params = p->node->as_table();
+            if (slot.sub_params == nullptr) {
+              throw ConfigError(
+                  fmt::format("{}{} {}: expects a table of evaluator parameters", at(*p), slot.title, kParamsKey));
+            }
+          }
         } else {
           slot.params_title = fmt::format("[{}.{}]", slot.section, kParamsKey);
           if (auto p = find_entry(slot.table, kParamsKey)) {
@@ -745,7 +828,19 @@ class Resolver {
       if (section == kEvaluation) {
         Slot& slot = evaluation_slot(a);
         if (a.path.size() == 3 && a.path[2] == kEvaluatorKey) return;  // applied already
-        if (a.path.size() == 3) return set_param(slot, a.path[2], a.value);
+        if (a.path.size() == 3) {
+          if (const ParamSchema* k = find_evaluation_key(a.path[2])) {
+            ParamValue v = parse_value(slot.title, *k, a.value);
+            if (std::string err = check_evaluation_value(*k, v); !err.empty()) {
+              throw ConfigError(fmt::format("{} {}: {}", slot.title, k->name, err));
+            }
+            slot.evaluation_values[k->name] = std::move(v);
+            slot.evaluation_overridden.insert(k->name);
+            slot.evaluation_origin[k->name] = a.origin();
+            return;
+          }
+          return set_param(slot, a.path[2], a.value);
+        }
         if (a.path.size() == 4 && a.path[2] == kParamsKey) return set_param(slot, a.path[3], a.value);
         throw ConfigError(fmt::format("expects evaluation.<index>.<key> or evaluation.<index>.params.<key>"));
       }
@@ -795,10 +890,12 @@ class Resolver {
       for (const Entry& e : ordered(*slot.table)) {
         const std::string name(e.key->str());
         if (name == slot.id_key || name == kParamsKey || (where_.is_stored() && name == kVersionKey)) continue;
+        const bool evaluation = slot.kind == Kind::evaluator;
+        if (evaluation && find_evaluation_key(name) != nullptr) continue;  // read_evaluation_keys
         const std::string hint =
             c.find_param(name) != nullptr ? fmt::format(" (parameters go in {})", slot.params_title) : "";
-        throw ConfigError(fmt::format("{}{} unknown key '{}'; valid keys: {}, {}{}", at(e), slot.title, name,
-                                      slot.id_key, kParamsKey, hint));
+        throw ConfigError(fmt::format("{}{} unknown key '{}'; valid keys: {}, {}{}{}", at(e), slot.title, name,
+                                      slot.id_key, evaluation ? evaluation_key_names() + ", " : "", kParamsKey, hint));
       }
     }
     loader::ParamSet set = loader::ParamSet::defaults(c);
@@ -807,25 +904,71 @@ class Resolver {
         if (n == name) value = std::move(v);
       }
     };
-    if (slot.params != nullptr) {
-      for (const Entry& e : ordered(*slot.params)) {
+    std::map<std::string, bool> given;
+    const auto read_table = [&](const toml::table& table, const std::string& title, bool beside_id) {
+      for (const Entry& e : ordered(table)) {
         const std::string name(e.key->str());
-        if (slot.inline_params && name == slot.id_key) continue;
+        if (beside_id && (name == slot.id_key || name == kParamsKey || find_evaluation_key(name) != nullptr)) continue;
         const ParamSchema* schema = c.find_param(name);
         if (schema == nullptr) {
-          throw ConfigError(fmt::format("{}{} unknown key '{}' for {}; valid keys: {}{}", at(e), slot.params_title,
-                                        name, c.label(), slot.inline_params ? slot.id_key + ", " : "", param_names(c)));
+          throw ConfigError(
+              fmt::format("{}{} unknown key '{}' for {}; valid keys: {}{}", at(e), title, name, c.label(),
+                          beside_id ? fmt::format("{}, {}, {}, ", slot.id_key, evaluation_key_names(), kParamsKey) : "",
+                          param_names(c)));
         }
+        if (given[name]) throw ConfigError(fmt::format("{}{} {}: given twice", at(e), title, name));
+        given[name] = true;
         if (slot.param_overrides.count(name) != 0) continue;
         const auto value = from_toml(*e.node, schema->type);
         const std::string err = value ? loader::check_value(*schema, *value)
                                       : fmt::format("expects a value of type {}", type_name(schema->type));
-        if (!err.empty()) throw ConfigError(fmt::format("{}{} {}: {}", at(e), slot.params_title, name, err));
+        if (!err.empty()) throw ConfigError(fmt::format("{}{} {}: {}", at(e), title, name, err));
         assign_param(name, *value);
       }
+    };
+    if (slot.params != nullptr) read_table(*slot.params, slot.params_title, slot.inline_params);
+    if (slot.sub_params != nullptr) {
+      read_table(*slot.sub_params, fmt::format("[{}.{}]", slot.section, kParamsKey), false);
     }
     for (const auto& [name, value] : slot.param_overrides) assign_param(name, value);
     chosen_.push_back({*slot.id, std::move(set), slot.component});
+  }
+
+  // Absent keys keep their defaults, so a run stored before these keys existed still loads.
+  void read_evaluation_keys(Slot& slot) {
+    for (const Entry& e : ordered(*slot.table)) {
+      const std::string name(e.key->str());
+      const ParamSchema* k = find_evaluation_key(name);
+      if (k == nullptr || slot.evaluation_overridden.count(name) != 0) continue;
+      const auto value = from_toml(*e.node, k->type);
+      const std::string err =
+          value ? check_evaluation_value(*k, *value) : fmt::format("expects a value of type {}", type_name(k->type));
+      if (!err.empty()) throw ConfigError(fmt::format("{}{} {}: {}", at(e), slot.title, name, err));
+      slot.evaluation_values[name] = *value;
+      slot.evaluation_origin[name] = at(e);
+    }
+  }
+
+  EvaluationChoice evaluation_choice(const Slot& slot, const ComponentChoice& chosen) const {
+    EvaluationChoice ev;
+    static_cast<ComponentChoice&>(ev) = chosen;
+    const auto value = [&](const char* name) {
+      const auto it = slot.evaluation_values.find(name);
+      return it != slot.evaluation_values.end() ? it->second : find_evaluation_key(name)->default_value;
+    };
+    ev.every = std::get<int64_t>(value("every"));
+    ev.at_end = std::get<bool>(value("at_end"));
+    ev.stop_when = std::get<std::string>(value("stop_when"));
+    ev.stop_rule = parse_stop_rule(ev.stop_when);
+    // Rules are checked after evaluations during training only: without those it would be inert.
+    if (ev.stop_rule && ev.every == 0) {
+      const auto it = slot.evaluation_origin.find("stop_when");
+      throw ConfigError(
+          fmt::format("{}{} stop_when: needs every > 0 (the rule is checked after each evaluation during "
+                      "training, and every = 0 runs none)",
+                      it != slot.evaluation_origin.end() ? it->second : at(slot.region), slot.title));
+    }
+    return ev;
   }
 
   Experiment build(const std::string& default_name) {
@@ -837,7 +980,9 @@ class Resolver {
       }
     }
     for (size_t i = 0; i < std::size(kPluginSections); ++i) e.*kPluginSections[i].member = chosen_[i];
-    e.evaluators.assign(chosen_.begin() + std::size(kPluginSections), chosen_.end());
+    for (size_t i = std::size(kPluginSections); i < chosen_.size(); ++i) {
+      e.evaluators.push_back(evaluation_choice(slots_[i], chosen_[i]));
+    }
     finish_data(e);
     if (e.name.empty()) e.name = default_name;
     return e;
@@ -894,7 +1039,12 @@ json resolved_json(const Experiment& e) {
   }
   json& evals = out[kEvaluation] = json::array();
   for (const auto& c : e.evaluators) {
-    evals.push_back({{kEvaluatorKey, c.id}, {kVersionKey, c.component->version}, {kParamsKey, params_json(c.params)}});
+    evals.push_back({{kEvaluatorKey, c.id},
+                     {kVersionKey, c.component->version},
+                     {"every", c.every},
+                     {"at_end", c.at_end},
+                     {"stop_when", c.stop_when},
+                     {kParamsKey, params_json(c.params)}});
   }
   return out;
 }
@@ -948,6 +1098,56 @@ Experiment experiment_from_json(const json& resolved, const loader::Registry& re
   Experiment e = Resolver(root, Where::stored(), registry).run({}, "");
   e.resolved = resolved_json(e);
   return e;
+}
+
+bool StopRule::holds(double value) const {
+  // Every comparison with NaN is false, so a NaN metric never stops a run.
+  if (op == "<") return value < threshold;
+  if (op == "<=") return value <= threshold;
+  if (op == ">") return value > threshold;
+  if (op == ">=") return value >= threshold;
+  return false;
+}
+
+std::string StopRule::text() const {
+  return fmt::format("{} {} {}", metric, op, threshold);
+}
+
+std::optional<StopRule> parse_stop_rule(const std::string& text) {
+  const auto is_space = [](char ch) { return std::isspace(static_cast<unsigned char>(ch)) != 0; };
+  const auto is_op = [](char ch) { return ch == '<' || ch == '>' || ch == '='; };
+  size_t i = 0;
+  const auto skip_spaces = [&] {
+    while (i < text.size() && is_space(text[i])) ++i;
+  };
+  skip_spaces();
+  if (i == text.size()) return std::nullopt;
+  const auto fail = [&](const std::string& why) {
+    return ConfigError(fmt::format(
+        "'{}' {}; expects \"<metric> <op> <number>\" with <op> one of <, <=, >, >= (e.g. \"top1 < 20\")", text, why));
+  };
+  StopRule rule;
+  const size_t metric_begin = i;
+  while (i < text.size() && !is_space(text[i]) && !is_op(text[i])) ++i;
+  rule.metric = text.substr(metric_begin, i - metric_begin);
+  if (rule.metric.empty()) throw fail("has no metric name");
+  skip_spaces();
+  const size_t op_begin = i;
+  while (i < text.size() && is_op(text[i])) ++i;
+  rule.op = text.substr(op_begin, i - op_begin);
+  if (rule.op != "<" && rule.op != "<=" && rule.op != ">" && rule.op != ">=") {
+    throw fail(rule.op.empty() ? "has no comparison" : fmt::format("has the unknown comparison '{}'", rule.op));
+  }
+  skip_spaces();
+  std::string number = text.substr(i);
+  while (!number.empty() && is_space(number.back())) number.pop_back();
+  char* end = nullptr;
+  errno = 0;
+  rule.threshold = number.empty() ? 0.0 : std::strtod(number.c_str(), &end);
+  if (number.empty() || end != number.c_str() + number.size() || errno == ERANGE || !std::isfinite(rule.threshold)) {
+    throw fail(number.empty() ? "has no number" : fmt::format("has '{}' where a finite number belongs", number));
+  }
+  return rule;
 }
 
 std::map<std::string, std::string> flatten(const json& resolved) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,13 +26,37 @@ struct ComponentChoice {
   const loader::ComponentInfo* component = nullptr;  // points into the Registry used to load
 };
 
+// `stop_when = "<metric> <op> <number>"` of an [[evaluation]]: once it holds after an evaluation
+// during training, the run stops (PRUNED). The metric is one the evaluator reports, which is only
+// known once it has run, so the name is checked then.
+struct StopRule {
+  std::string metric;  // "effective_rank", as the evaluator names it (without "<evaluator>/")
+  std::string op;      // "<", "<=", ">" or ">="
+  double threshold = 0.0;
+
+  bool holds(double value) const;  // never for NaN
+  std::string text() const;        // "effective_rank < 8"
+};
+
+// Parses "<metric> <op> <number>" (spaces around the operator optional); std::nullopt for "" (no
+// rule). Throws ConfigError with the expected form on anything else.
+std::optional<StopRule> parse_stop_rule(const std::string& text);
+
+// One [[evaluation]]: the evaluator plugin and its parameters, plus when the host runs it.
+struct EvaluationChoice : ComponentChoice {
+  int64_t every = 0;      // steps between evaluations during training; 0 = none
+  bool at_end = true;     // also after the last step
+  std::string stop_when;  // as written; "" = no rule
+  std::optional<StopRule> stop_rule;
+};
+
 struct Experiment {
   std::filesystem::path source;  // the TOML file ("" when built from defaults only)
 
   // [run]
-  std::string name;        // default: the file's stem
+  std::string name;  // default: the file's stem
   uint64_t seed = 0;
-  int threads = 0;         // CPU threads for LibTorch; 0 = every core
+  int threads = 0;              // CPU threads for LibTorch; 0 = every core
   std::string device = "auto";  // "auto" (CUDA when available), "cpu", "cuda"
 
   // [data]
@@ -65,14 +90,14 @@ struct Experiment {
   std::array<double, 2> ema{0.996, 1.0};
 
   // [checkpoint]
-  int64_t checkpoint_every = 0;  // steps; 0 = only at the end
+  int64_t checkpoint_every = 0;                 // steps; 0 = only at the end
   std::string checkpoint_dir = "results/runs";  // each run writes <dir>/<run id>/...
 
   // [logging]
   int64_t log_every = 10;  // steps between metric rows
 
-  // [[evaluation]] evaluator = "<id>", plus its parameters inline
-  std::vector<ComponentChoice> evaluators;
+  // [[evaluation]] evaluator = "<id>", every, at_end, stop_when, plus its parameters inline
+  std::vector<EvaluationChoice> evaluators;
 
   // The fully resolved config (every section, every default filled in) as stored with a run.
   nlohmann::json resolved;

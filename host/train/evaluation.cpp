@@ -3,7 +3,11 @@
 #include "loader/cxx_component.hpp"
 #include "train/step.hpp"
 
+#include <ATen/Context.h>
+#include <fmt/format.h>
+
 #include <chrono>
+#include <mutex>
 
 namespace jepa::train {
 
@@ -83,6 +87,43 @@ std::vector<std::pair<std::string, double>> evaluate_and_record(const config::Co
   }
   store.log_metrics(run_id, points);
   return results;
+}
+
+TrainingPause::TrainingPause(torch::nn::Module& encoder, torch::Device device)
+    : encoder_(encoder), was_training_(encoder.is_training()) {
+  auto save = [this](at::Generator gen) {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    generators_.emplace_back(gen, gen.get_state());
+  };
+  save(at::globalContext().defaultGenerator(torch::kCPU));
+  if (!device.is_cpu()) save(at::globalContext().defaultGenerator(device));
+  encoder_.eval();
+}
+
+TrainingPause::~TrainingPause() {
+  encoder_.train(was_training_);
+  for (auto& [gen, state] : generators_) {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
+  }
+}
+
+std::optional<std::string> check_stop_rule(const config::EvaluationChoice& evaluation,
+                                           const std::vector<std::pair<std::string, double>>& results, int64_t step) {
+  if (!evaluation.stop_rule) return std::nullopt;
+  const config::StopRule& rule = *evaluation.stop_rule;
+  const std::string key = evaluation.id + "/" + rule.metric;
+  std::vector<std::string> names;
+  for (const auto& [name, value] : results) {
+    if (name == key) {
+      if (!rule.holds(value)) return std::nullopt;
+      return fmt::format("stop rule '{}/{}' met at step {} (value {:.4g})", evaluation.id, rule.text(), step, value);
+    }
+    names.push_back(name.substr(evaluation.id.size() + 1));
+  }
+  throw std::runtime_error(fmt::format(
+      "stop rule '{}/{}': {} reports no metric '{}'; its metrics: {}", evaluation.id, rule.text(), evaluation.id,
+      rule.metric, names.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(names, ", "))));
 }
 
 }  // namespace jepa::train

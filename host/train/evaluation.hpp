@@ -10,6 +10,7 @@
 #include <jepa/sdk/evaluator.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,5 +38,27 @@ std::vector<std::pair<std::string, double>> evaluate(const config::ComponentChoi
 std::vector<std::pair<std::string, double>> evaluate_and_record(const config::ComponentChoice& evaluator,
                                                                 const sdk::EvalInput& input, store::Store& store,
                                                                 int64_t run_id, int64_t step);
+
+// Evaluation during training must leave training exactly as it was, or a run with periodic
+// evaluation would not resume to the same losses: this puts the encoder in eval mode and keeps
+// the global random generators (CPU, and the device's) from changing, restoring both on exit.
+class TrainingPause {
+ public:
+  TrainingPause(torch::nn::Module& encoder, torch::Device device);
+  ~TrainingPause();
+  TrainingPause(const TrainingPause&) = delete;
+  TrainingPause& operator=(const TrainingPause&) = delete;
+
+ private:
+  torch::nn::Module& encoder_;
+  bool was_training_;
+  std::vector<std::pair<at::Generator, torch::Tensor>> generators_;  // with their saved states
+};
+
+// The reason to stop the run when `evaluation`'s stop rule holds for `results` ("<id>/<metric>"
+// -> value, as evaluate() returns), std::nullopt otherwise. A rule naming a metric the evaluator
+// did not report throws std::runtime_error listing the metrics it did.
+std::optional<std::string> check_stop_rule(const config::EvaluationChoice& evaluation,
+                                           const std::vector<std::pair<std::string, double>>& results, int64_t step);
 
 }  // namespace jepa::train

@@ -145,7 +145,15 @@ void describe_experiment(const Experiment& e) {
   }
   fmt::print("  optimizer AdamW, lr {} -> {} (warmup {} epochs from {}), wd {} -> {}, ema {} -> {}\n", e.lr, e.final_lr,
              e.warmup, e.start_lr, e.weight_decay, e.final_weight_decay, e.ema[0], e.ema[1]);
-  fmt::print("  evaluation {}\n", e.evaluators.empty() ? std::string("(none)") : e.evaluators[0].id);
+  if (e.evaluators.empty()) fmt::print("  evaluation (none)\n");
+  for (const auto& ev : e.evaluators) {
+    std::vector<std::string> when;
+    if (ev.every > 0) when.push_back(fmt::format("every {} steps", ev.every));
+    if (ev.at_end) when.push_back("at the end");
+    if (ev.stop_rule) when.push_back(fmt::format("stop when {}", ev.stop_rule->text()));
+    fmt::print("  evaluation {} : {}\n", ev.id,
+               when.empty() ? std::string("never") : fmt::format("{}", fmt::join(when, ", ")));
+  }
 }
 
 TrainOutcome run_experiment(const Experiment& e, store::Store& store, const TrainOptions& options) {
@@ -231,6 +239,36 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
     int64_t window_images = 0;
     double last_heartbeat = now_seconds();
     std::string stop_reason;
+    store::RunStatus stop_status = store::RunStatus::killed;
+    // Periodic evaluations of the target encoder. The last step is evaluated once: by at_end when
+    // it runs, here otherwise.
+    auto evaluate_periodically = [&]() {
+      for (const auto& ev : e.evaluators) {
+        if (ev.every <= 0 || state.step % ev.every != 0) continue;
+        if (state.step >= total_steps && ev.at_end && !options.skip_evaluation) continue;
+        const double started = now_seconds();
+        std::vector<std::pair<std::string, double>> results;
+        {
+          TrainingPause pause(*m.target, device);
+          const auto input = make_eval_input(e, m.target, device, state.step, train_source, test_source);
+          results = evaluate_and_record(ev, input, store, run_id, state.step);
+        }
+        std::string line = fmt::format("step {}: {}", state.step, ev.id);
+        for (const auto& [name, value] : results) {
+          line += fmt::format(" {}={:.4g}", name.substr(ev.id.size() + 1), value);
+        }
+        progress.finish();  // a line of its own, not inside the redrawn progress line
+        fmt::print(stderr, "{}\n", line);
+        // Evaluation time is not training throughput.
+        window_start += now_seconds() - started;
+        // A rule met at the last step stops nothing: the run has trained all its steps.
+        if (auto reason = check_stop_rule(ev, results, state.step); reason && state.step < total_steps) {
+          stop_reason = *reason;
+          stop_status = store::RunStatus::pruned;
+          return;
+        }
+      }
+    };
     while (state.step < total_steps && stop_reason.empty()) {
       data::EpochLoader loader(train_source, make_transform(e, true), lopts, epoch, batch_index);
       while (state.step < total_steps) {
@@ -264,6 +302,10 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
           store.heartbeat(run_id, state.step);
           last_heartbeat = now_seconds();
         }
+        // Before the checkpoint: evaluations recorded at a step belong to the checkpoint of that
+        // step, so a resume from an earlier one drops them and never finds a step without them.
+        evaluate_periodically();
+        if (!stop_reason.empty()) break;
         if (e.checkpoint_every > 0 && state.step % e.checkpoint_every == 0 && state.step < total_steps) {
           checkpoint(epoch, batch_index);
         }
@@ -288,16 +330,20 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
     out.last_loss = state.loss;
     checkpoint(epoch, batch_index);
     if (!stop_reason.empty()) {
-      const std::string reason = stop_reason + fmt::format("; continue with: jepa run --resume {}", run_id);
-      store.finish_run(run_id, store::RunStatus::killed, reason);
-      out.status = store::RunStatus::killed;
+      const std::string reason = stop_status == store::RunStatus::pruned
+                                     ? stop_reason
+                                     : stop_reason + fmt::format("; continue with: jepa run --resume {}", run_id);
+      store.finish_run(run_id, stop_status, reason);
+      out.status = stop_status;
       out.reason = reason;
       return out;
     }
 
     if (!options.skip_evaluation) {
       for (const auto& ev : e.evaluators) {
+        if (!ev.at_end) continue;
         fmt::print(stderr, "evaluating with {} ...\n", ev.id);
+        TrainingPause pause(*m.target, device);  // eval mode, as during training
         const auto input = make_eval_input(e, m.target, device, state.step, train_source, test_source);
         for (const auto& [name, value] : evaluate_and_record(ev, input, store, run_id, state.step)) {
           fmt::print("{} = {:.4g}\n", name, value);
@@ -351,6 +397,7 @@ LoadedRun load_run(int64_t run_id, const loader::Registry& registry, store::Stor
 std::vector<std::pair<std::string, double>> evaluate_run(int64_t run_id, const config::ComponentChoice& evaluator,
                                                          const loader::Registry& registry, store::Store& store) {
   LoadedRun r = load_run(run_id, registry, store);
+  r.models.target->eval();
   auto train = open_split(r.experiment, data::Split::train);
   auto test = open_split(r.experiment, data::Split::test);
   const auto input = make_eval_input(r.experiment, r.models.target, r.device, r.state.step, train, test);

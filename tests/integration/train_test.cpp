@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <png.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <thread>
@@ -201,6 +202,98 @@ TEST(Train, NonFiniteLossFailsTheRunWithTheStep) {
   fs::remove_all(dir);
 }
 
+namespace {
+
+// The tiny experiment with a small linear probe (1 epoch) every 2 steps and 6 steps in all.
+std::string periodic(const std::string& extra = "") {
+  return " --set optimization.max_steps=6 --set evaluation.0.epochs=1 --set evaluation.0.limit_train=128 "
+         "--set evaluation.0.limit_test=64 --set evaluation.0.every=2" +
+         extra;
+}
+
+std::vector<int64_t> evaluation_steps(jepa::store::Store& store, int64_t run, const std::string& metric) {
+  std::vector<int64_t> steps;
+  for (const auto& e : store.evaluations(run)) {
+    if (e.evaluator == "linear_probe" && e.metric == metric) steps.push_back(e.step);
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+}  // namespace
+
+TEST(Train, PeriodicEvaluationIsRecordedAndResumesExactly) {
+  const auto dir = jepa_test::temp_dir("jepa_train_periodic");
+  const auto file = write_experiment(dir, 1);
+  const auto db_a = dir / "a.db";
+  const auto db_b = dir / "b.db";
+  // A: no evaluation at all. B: evaluation every 2 steps, stopped after 3 steps and resumed.
+  ASSERT_EQ(run_jepa("run " + q(file) + " --no-eval --set optimization.max_steps=6 --db " + q(db_a)).code, 0);
+  const auto stopped = run_jepa("run " + q(file) + periodic() + " --stop-after 3 --db " + q(db_b));
+  ASSERT_EQ(stopped.code, 0) << stopped.err;
+  EXPECT_TRUE(contains(stopped.err, "step 2: linear_probe top1=")) << stopped.err;
+  EXPECT_FALSE(contains(stopped.err, "step 4: ")) << stopped.err;
+  const auto resumed = run_jepa("run --resume 1 --db " + q(db_b));
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_TRUE(contains(resumed.err, "step 4: linear_probe top1=")) << resumed.err;
+  EXPECT_FALSE(contains(resumed.err, "step 6: ")) << "the last step is evaluated once, by at_end";
+  EXPECT_TRUE(contains(resumed.out, "linear_probe/top1 = ")) << resumed.out;
+
+  jepa::store::Store store(db_b);
+  EXPECT_EQ(store.find_run(1)->status, jepa::store::RunStatus::completed);
+  // Every 2 steps during training, then at the end (step 6), each once.
+  EXPECT_EQ(evaluation_steps(store, 1, "top1"), (std::vector<int64_t>{2, 4, 6}));
+  std::vector<int64_t> metric_steps;
+  for (const auto& m : store.metrics(1, "linear_probe/top1")) metric_steps.push_back(m.step);
+  EXPECT_EQ(metric_steps, (std::vector<int64_t>{2, 4, 6}));
+  // Evaluating draws nothing from the training's random state: the losses are those of A.
+  const auto a = losses(db_a, 1);
+  const auto b = losses(db_b, 1);
+  ASSERT_EQ(a.size(), 6u);
+  ASSERT_EQ(b.size(), 6u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << "step " << i + 1;
+  fs::remove_all(dir);
+}
+
+TEST(Train, StopRuleThatHoldsPrunesTheRunWithACheckpoint) {
+  const auto dir = jepa_test::temp_dir("jepa_train_prune");
+  const auto file = write_experiment(dir, 1);
+  const auto db = dir / "jepa.db";
+  const auto r =
+      run_jepa("run " + q(file) + periodic(" --set 'evaluation.0.stop_when=top1 < 1000'") + " --db " + q(db));
+  EXPECT_EQ(r.code, 0) << "a pruned run is not a failure: " << r.err;
+  EXPECT_TRUE(contains(r.out, "PRUNED")) << r.out;
+  jepa::store::Store store(db);
+  const auto run = store.find_run(1);
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->status, jepa::store::RunStatus::pruned);
+  EXPECT_TRUE(contains(run->reason, "stop rule 'linear_probe/top1 < 1000' met at step 2 (value ")) << run->reason;
+  const auto ckpt = store.latest_artifact(1, "checkpoint");
+  ASSERT_TRUE(ckpt);
+  EXPECT_EQ(ckpt->step, 2);
+  EXPECT_TRUE(fs::exists(ckpt->path));
+  EXPECT_EQ(losses(db, 1).size(), 2u) << "training stopped right away";
+  EXPECT_EQ(evaluation_steps(store, 1, "top1"), (std::vector<int64_t>{2})) << "no evaluation at the end";
+  fs::remove_all(dir);
+}
+
+TEST(Train, StopRuleOnAnUnknownMetricFailsTheRunNamingTheMetrics) {
+  const auto dir = jepa_test::temp_dir("jepa_train_badrule");
+  const auto file = write_experiment(dir, 1);
+  const auto db = dir / "jepa.db";
+  const auto r = run_jepa("run " + q(file) + periodic(" --set 'evaluation.0.stop_when=top5 > 50'") + " --db " + q(db));
+  EXPECT_EQ(r.code, 1) << r.err;
+  jepa::store::Store store(db);
+  const auto run = store.find_run(1);
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->status, jepa::store::RunStatus::failed);
+  EXPECT_TRUE(contains(run->reason,
+                       "stop rule 'linear_probe/top5 > 50': linear_probe reports no metric 'top5'; "
+                       "its metrics: top1, train_top1"))
+      << run->reason;
+  fs::remove_all(dir);
+}
+
 TEST(Train, BadConfigNamesFileLineAndKey) {
   const auto dir = jepa_test::temp_dir("jepa_train_badcfg");
   std::string text = tiny_experiment(dir, 1);
@@ -213,6 +306,13 @@ TEST(Train, BadConfigNamesFileLineAndKey) {
   EXPECT_FALSE(fs::exists(dir / "x.db")) << "nothing is recorded for a bad config";
   const auto s = run_jepa("run " + q(dir / "typo.toml") + " --set data.batch_size=0");
   EXPECT_EQ(s.code, 2);
+  // A stop rule is checked for its form before anything runs.
+  std::ofstream(dir / "rule.toml") << tiny_experiment(dir, 1) << "every = 2\nstop_when = \"top1 less than 3\"\n";
+  const auto rule = run_jepa("run " + q(dir / "rule.toml") + " --db " + q(dir / "x.db"));
+  EXPECT_EQ(rule.code, 2);
+  EXPECT_TRUE(contains(rule.err, "rule.toml:41:1: [evaluation.0] stop_when: 'top1 less than 3' has no comparison"))
+      << rule.err;
+  EXPECT_FALSE(fs::exists(dir / "x.db"));
   fs::remove_all(dir);
 }
 

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <fstream>
 #include <functional>
+#include <limits>
 
 namespace fs = std::filesystem;
 using jepa::config::ConfigError;
@@ -220,9 +221,13 @@ evaluator = "fixture_evaluator"
 epochs = 3
 mode = "mlp"
 betas = [0.5, 0.6]
+every = 50
+at_end = false
+stop_when = "top1 < 20"
 
 [[evaluation]]
 evaluator = "fixture_monitor"
+params = { every = 5 }
 )";
 
 TEST_F(ExperimentTest, FullFileSetsEveryKey) {
@@ -268,8 +273,21 @@ TEST_F(ExperimentTest, FullFileSetsEveryKey) {
   EXPECT_EQ(param<std::vector<double>>(e.evaluators[0], "betas"), (std::vector<double>{0.5, 0.6}));
   EXPECT_EQ(e.evaluators[1].id, "fixture_monitor");
   EXPECT_EQ(e.evaluators[1].component, registry().find(Kind::evaluator, "fixture_monitor"));
-  EXPECT_EQ(param<int64_t>(e.evaluators[1], "every"), 100);
+  EXPECT_EQ(e.evaluators[0].every, 50);
+  EXPECT_FALSE(e.evaluators[0].at_end);
+  EXPECT_EQ(e.evaluators[0].stop_when, "top1 < 20");
+  ASSERT_TRUE(e.evaluators[0].stop_rule);
+  EXPECT_EQ(e.evaluators[0].stop_rule->text(), "top1 < 20");
+  EXPECT_EQ(param<int64_t>(e.evaluators[1], "every"), 5);  // the monitor's own `every`, via params
+  EXPECT_EQ(e.evaluators[1].every, 0);
+  EXPECT_TRUE(e.evaluators[1].at_end);
+  EXPECT_FALSE(e.evaluators[1].stop_rule);
   EXPECT_EQ(e.resolved["evaluation"][0]["params"]["epochs"], 3);
+  EXPECT_EQ(e.resolved["evaluation"][0]["every"], 50);
+  EXPECT_EQ(e.resolved["evaluation"][0]["at_end"], false);
+  EXPECT_EQ(e.resolved["evaluation"][0]["stop_when"], "top1 < 20");
+  EXPECT_EQ(e.resolved["evaluation"][0]["params"].count("every"), 0u);
+  EXPECT_EQ(e.resolved["evaluation"][1]["params"]["every"], 5);
   EXPECT_EQ(e.resolved["evaluation"][1]["evaluator"], "fixture_monitor");
 }
 
@@ -343,7 +361,8 @@ plugin = "fixture_predictor"
   EXPECT_TRUE(starts_with(eval, at(9)));
   EXPECT_TRUE(contains(eval,
                        "[evaluation.0] unknown key 'epoch' for evaluator 'fixture_evaluator' (plugin "
-                       "fixture-config-components); valid keys: evaluator, epochs, lr, mode, betas"));
+                       "fixture-config-components); valid keys: evaluator, every, at_end, stop_when, params, epochs, "
+                       "lr, mode, betas"));
 }
 
 TEST_F(ExperimentTest, WrongTypes) {
@@ -482,9 +501,12 @@ TEST_F(ExperimentTest, OverridesOfEvaluations) {
   EXPECT_EQ(param<int64_t>(e.evaluators[1], "epochs"), 30);
   EXPECT_DOUBLE_EQ(param<double>(e.evaluators[1], "lr"), 0.5);
   EXPECT_EQ(param<std::string>(e.evaluators[1], "mode"), "mlp");
-  const Experiment swapped = load(evals, {"evaluation.1.evaluator=fixture_monitor", "evaluation.1.every=7"});
+  // `every` is the host's key; the monitor's own parameter of that name is reached through params.
+  const Experiment swapped =
+      load(evals, {"evaluation.1.evaluator=fixture_monitor", "evaluation.1.every=7", "evaluation.1.params.every=9"});
   EXPECT_EQ(swapped.evaluators[1].id, "fixture_monitor");
-  EXPECT_EQ(param<int64_t>(swapped.evaluators[1], "every"), 7);
+  EXPECT_EQ(swapped.evaluators[1].every, 7);
+  EXPECT_EQ(param<int64_t>(swapped.evaluators[1], "every"), 9);
 
   const std::string beyond = error_of(evals, {"evaluation.2.epochs=5"});
   EXPECT_EQ(beyond,
@@ -523,6 +545,134 @@ TEST_F(ExperimentTest, BadOverrides) {
                           "--set data.mean=[0.1,0.2]: [data] mean: has 2 values; fashion_mnist images have 1"));
 }
 
+// ---------------------------------------------------------------- when evaluators run
+
+const std::string kEvaluation = kRequired + "[[evaluation]]\nevaluator = \"fixture_evaluator\"\n";  // line 7-8
+
+TEST_F(ExperimentTest, EvaluationScheduleDefaults) {
+  const Experiment e = load(kEvaluation);
+  ASSERT_EQ(e.evaluators.size(), 1u);
+  EXPECT_EQ(e.evaluators[0].every, 0);
+  EXPECT_TRUE(e.evaluators[0].at_end);
+  EXPECT_EQ(e.evaluators[0].stop_when, "");
+  EXPECT_FALSE(e.evaluators[0].stop_rule);
+  const auto& r = e.resolved["evaluation"][0];
+  EXPECT_EQ(r["every"], 0);
+  EXPECT_EQ(r["at_end"], true);
+  EXPECT_EQ(r["stop_when"], "");
+  EXPECT_EQ(r["params"].count("every"), 0u);
+}
+
+TEST_F(ExperimentTest, EvaluationScheduleKeys) {
+  const Experiment e = load(kEvaluation + "every = 25\nat_end = false\nstop_when = \"top1<=12.5\"\nepochs = 2\n");
+  const auto& ev = e.evaluators[0];
+  EXPECT_EQ(ev.every, 25);
+  EXPECT_FALSE(ev.at_end);
+  EXPECT_EQ(ev.stop_when, "top1<=12.5");  // stored as written
+  ASSERT_TRUE(ev.stop_rule);
+  EXPECT_EQ(ev.stop_rule->metric, "top1");
+  EXPECT_EQ(ev.stop_rule->op, "<=");
+  EXPECT_DOUBLE_EQ(ev.stop_rule->threshold, 12.5);
+  EXPECT_EQ(ev.stop_rule->text(), "top1 <= 12.5");
+  EXPECT_EQ(param<int64_t>(ev, "epochs"), 2);  // parameters still sit beside the host keys
+  EXPECT_EQ(e.resolved["evaluation"][0]["stop_when"], "top1<=12.5");
+}
+
+TEST_F(ExperimentTest, EvaluationScheduleErrorsNameFileLineAndKey) {
+  // kEvaluation ends on line 8; the key at fault is on line 9 or 10.
+  const std::string negative = error_of(kEvaluation + "every = -5\n");
+  EXPECT_TRUE(starts_with(negative, at(9) + "1: "));
+  EXPECT_TRUE(contains(negative, "[evaluation.0] every: -5 is outside the allowed range [0, inf]"));
+  const std::string real = error_of(kEvaluation + "every = 2.5\n");
+  EXPECT_TRUE(starts_with(real, at(9)));
+  EXPECT_TRUE(contains(real, "[evaluation.0] every: expects a value of type int"));
+  const std::string flag = error_of(kEvaluation + "at_end = \"yes\"\n");
+  EXPECT_TRUE(starts_with(flag, at(9)));
+  EXPECT_TRUE(contains(flag, "[evaluation.0] at_end: expects a value of type bool"));
+  const std::string number = error_of(kEvaluation + "every = 1\nstop_when = 3\n");
+  EXPECT_TRUE(starts_with(number, at(10)));
+  EXPECT_TRUE(contains(number, "[evaluation.0] stop_when: expects a value of type string"));
+
+  const std::string form = "expects \"<metric> <op> <number>\" with <op> one of <, <=, >, >= (e.g. \"top1 < 20\")";
+  for (const auto& [rule, why] :
+       std::vector<std::pair<std::string, std::string>>{{"top1 = 20", "has the unknown comparison '='"},
+                                                        {"top1 << 20", "has the unknown comparison '<<'"},
+                                                        {"top1 20", "has no comparison"},
+                                                        {"< 20", "has no metric name"},
+                                                        {"top1 <", "has no number"},
+                                                        {"top1 < twenty", "has 'twenty' where a finite number belongs"},
+                                                        {"top1 < 20 %", "has '20 %' where a finite number belongs"},
+                                                        {"top1 < nan", "has 'nan' where a finite number belongs"}}) {
+    const std::string err = error_of(kEvaluation + "every = 1\nstop_when = \"" + rule + "\"\n");
+    EXPECT_TRUE(starts_with(err, at(10) + "1: ")) << rule;
+    EXPECT_TRUE(contains(err, "[evaluation.0] stop_when: '" + rule + "' " + why + "; " + form)) << err;
+  }
+
+  // A rule is checked after periodic evaluations only, so one without them is a mistake.
+  const std::string inert = error_of(kEvaluation + "stop_when = \"top1 < 20\"\n");
+  EXPECT_TRUE(starts_with(inert, at(9)));
+  EXPECT_TRUE(contains(inert, "[evaluation.0] stop_when: needs every > 0"));
+
+  // A `params` that is not a table.
+  const std::string params = error_of(kEvaluation + "params = 3\n");
+  EXPECT_TRUE(starts_with(params, at(9)));
+  EXPECT_TRUE(contains(params, "[evaluation.0] params: expects a table"));
+  // The same parameter beside the id and in params.
+  const std::string twice = error_of(kEvaluation + "epochs = 2\nparams = { epochs = 3 }\n");
+  EXPECT_TRUE(starts_with(twice, at(10)));
+  EXPECT_TRUE(contains(twice, "[evaluation.0.params] epochs: given twice"));
+}
+
+TEST_F(ExperimentTest, EvaluationScheduleOverrides) {
+  const Experiment e =
+      load(kEvaluation + "every = 5\nstop_when = \"top1 < 1\"\n",
+           {"evaluation.0.every=50", "evaluation.0.at_end=false", "evaluation.0.stop_when=train_top1 >= 99"});
+  EXPECT_EQ(e.evaluators[0].every, 50);
+  EXPECT_FALSE(e.evaluators[0].at_end);
+  EXPECT_EQ(e.evaluators[0].stop_when, "train_top1 >= 99");
+  EXPECT_EQ(e.evaluators[0].stop_rule->metric, "train_top1");
+  EXPECT_EQ(e.resolved["evaluation"][0]["every"], 50);
+  // Overrides may also clear a rule.
+  EXPECT_FALSE(
+      load(kEvaluation + "every = 5\nstop_when = \"top1 < 1\"\n", {"evaluation.0.stop_when="}).evaluators[0].stop_rule);
+
+  EXPECT_TRUE(starts_with(error_of(kEvaluation, {"evaluation.0.every=-1"}),
+                          "--set evaluation.0.every=-1: [evaluation.0]: parameter 'every': -1 is outside"));
+  EXPECT_TRUE(starts_with(error_of(kEvaluation, {"evaluation.0.at_end=maybe"}),
+                          "--set evaluation.0.at_end=maybe: [evaluation.0]: parameter 'at_end' expects true or false"));
+  EXPECT_TRUE(starts_with(error_of(kEvaluation, {"evaluation.0.every=1", "evaluation.0.stop_when=top1 ! 3"}),
+                          "--set evaluation.0.stop_when=top1 ! 3: [evaluation.0] stop_when: 'top1 ! 3' has no "
+                          "comparison; expects \"<metric> <op> <number>\""));
+  EXPECT_TRUE(starts_with(error_of(kEvaluation, {"evaluation.0.stop_when=top1 < 3"}),
+                          "--set evaluation.0.stop_when=top1 < 3: [evaluation.0] stop_when: needs every > 0"));
+}
+
+TEST_F(ExperimentTest, StoredRunsFromBeforeTheScheduleKeysStillLoad) {
+  nlohmann::json stored = load(kEvaluation).resolved;
+  for (const char* key : {"every", "at_end", "stop_when"}) stored["evaluation"][0].erase(key);
+  const Experiment back = experiment_from_json(stored, registry());
+  EXPECT_EQ(back.evaluators[0].every, 0);
+  EXPECT_TRUE(back.evaluators[0].at_end);
+  EXPECT_FALSE(back.evaluators[0].stop_rule);
+  EXPECT_EQ(back.resolved["evaluation"][0]["at_end"], true);  // filled in
+}
+
+TEST(StopRule, ComparesAndNeverHoldsForNaN) {
+  using jepa::config::parse_stop_rule;
+  EXPECT_FALSE(parse_stop_rule(""));
+  EXPECT_FALSE(parse_stop_rule("   "));
+  const auto lt = parse_stop_rule("effective_rank < 8");
+  ASSERT_TRUE(lt);
+  EXPECT_TRUE(lt->holds(3.21));
+  EXPECT_FALSE(lt->holds(8.0));
+  EXPECT_TRUE(parse_stop_rule("x <= 8")->holds(8.0));
+  EXPECT_TRUE(parse_stop_rule("x > -1e3")->holds(0.0));
+  EXPECT_FALSE(parse_stop_rule("x >= 2")->holds(1.5));
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (const char* rule : {"x < 1", "x <= 1", "x > 1", "x >= 1"}) EXPECT_FALSE(parse_stop_rule(rule)->holds(nan));
+  EXPECT_THROW(parse_stop_rule("x < inf"), ConfigError);
+}
+
 // ---------------------------------------------------------------- stored form
 
 TEST_F(ExperimentTest, ResolvedJsonRoundTrip) {
@@ -545,6 +695,13 @@ TEST_F(ExperimentTest, ResolvedJsonRoundTrip) {
   ASSERT_EQ(back.evaluators.size(), 2u);
   EXPECT_EQ(back.evaluators[1].id, "fixture_monitor");
   EXPECT_EQ(back.evaluators[0].params.values, e.evaluators[0].params.values);
+  EXPECT_EQ(back.evaluators[1].params.values, e.evaluators[1].params.values);
+  EXPECT_EQ(back.evaluators[0].every, 50);
+  EXPECT_FALSE(back.evaluators[0].at_end);
+  ASSERT_TRUE(back.evaluators[0].stop_rule);
+  EXPECT_EQ(back.evaluators[0].stop_rule->metric, "top1");
+  EXPECT_EQ(back.evaluators[0].stop_rule->op, "<");
+  EXPECT_DOUBLE_EQ(back.evaluators[0].stop_rule->threshold, 20.0);
 
   // An image-folder run keeps its (defaulted) ImageNet statistics.
   const Experiment folder = load(kRequired, {"data.dataset=image_folder", "data.path=/p"});
@@ -581,6 +738,13 @@ TEST_F(ExperimentTest, StoredConfigIsCheckedAgain) {
   EXPECT_TRUE(starts_with(err([](auto& j) { j["extra"] = nlohmann::json::object(); }),
                           "stored config: unknown section [extra]"));
   EXPECT_TRUE(starts_with(err([](auto& j) { j["run"]["name"] = nullptr; }), "stored config: run.name: null"));
+  EXPECT_TRUE(starts_with(err([](auto& j) { j["evaluation"][0]["stop_when"] = "top1 ~ 3"; }),
+                          "stored config: [evaluation.0] stop_when: 'top1 ~ 3' "));
+  EXPECT_EQ(err([](auto& j) { j["evaluation"][0]["every"] = -1; }),
+            "stored config: [evaluation.0] every: -1 is outside the allowed range [0, inf]");
+  EXPECT_TRUE(starts_with(err([](auto& j) { j["evaluation"][0]["evry"] = 1; }),
+                          "stored config: [evaluation.0] unknown key 'evry'; valid keys: evaluator, every, at_end, "
+                          "stop_when, params"));
   EXPECT_EQ(err([](auto&) {}), "(no error)");
 }
 
@@ -600,8 +764,12 @@ TEST_F(ExperimentTest, FlattenNamesEveryKey) {
   EXPECT_EQ(flat.at("evaluation.0.params.epochs"), "30");
   EXPECT_EQ(flat.at("evaluation.0.params.mode"), "linear");
   EXPECT_EQ(flat.count("optimization"), 0u);  // only leaves
-  // One entry per leaf: 27 host keys, 3 plugin sections of id + version + params, one evaluation.
-  size_t leaves = 27 + 1 + 4 + 1;
+  EXPECT_EQ(flat.at("evaluation.0.every"), "0");
+  EXPECT_EQ(flat.at("evaluation.0.at_end"), "true");
+  EXPECT_EQ(flat.at("evaluation.0.stop_when"), "");
+  // One entry per leaf: 27 host keys, 3 plugin sections of id + version + params, one evaluation
+  // (id, 4 params, version, every, at_end, stop_when).
+  size_t leaves = 27 + 1 + 4 + 1 + 3;
   for (const char* s : {"masking", "encoder", "predictor"}) leaves += 2 + e.resolved[s]["params"].size();
   EXPECT_EQ(flat.size(), leaves);
 }
