@@ -59,8 +59,8 @@ int run_cli(int argc, char** argv, bool full) {
   std::vector<Command> commands;
 #ifdef JEPA_CLI_FULL
   if (full) {
-    commands = {add_run_command(app, global), add_eval_command(app, global), add_export_command(app, global),
-                add_plugins_command(app, global), add_masks_command(app, global)};
+    commands = {add_run_command(app, global),   add_eval_command(app, global),    add_export_command(app, global),
+                add_sweep_command(app, global), add_plugins_command(app, global), add_masks_command(app, global)};
   }
 #else
   (void)full;

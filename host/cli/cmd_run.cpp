@@ -23,7 +23,20 @@ struct RunOptions {
   std::string resume;
   int64_t stop_after = 0;
   bool no_eval = false;
+  std::string sweep_trial;  // "SWEEP:INDEX", set by `jepa sweep` for the trials it starts
+  bool trial_resume = false;
 };
+
+std::optional<store::TrialRef> parse_trial(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  const auto colon = text.find(':');
+  try {
+    if (colon == std::string::npos) throw std::invalid_argument(text);
+    return store::TrialRef{std::stoll(text.substr(0, colon)), std::stoll(text.substr(colon + 1))};
+  } catch (const std::exception&) {
+    throw UsageError(fmt::format("--sweep-trial expects SWEEP:INDEX, not '{}'", text));
+  }
+}
 
 int64_t resolve_run(store::Store& store, const std::string& id_or_name) {
   const auto run = store.find_run(id_or_name);
@@ -45,6 +58,7 @@ int run_run(const GlobalOptions& global, const RunOptions& o) {
     const auto experiment = config::experiment_from_json(nlohmann::json::parse(run->config_json), reg);
     train::TrainOptions t;
     t.resume_run = id;
+    t.restart_without_checkpoint = o.trial_resume;
     t.stop_after = o.stop_after;
     t.skip_evaluation = o.no_eval;
     const auto out = train::run_experiment(experiment, store, t);
@@ -57,6 +71,7 @@ int run_run(const GlobalOptions& global, const RunOptions& o) {
   train::TrainOptions t;
   t.stop_after = o.stop_after;
   t.skip_evaluation = o.no_eval;
+  t.trial = parse_trial(o.sweep_trial);
   if (o.dry_run) {
     train::describe_experiment(experiment);
     fmt::print("dry run ok: the experiment is valid and its models build\n");
@@ -172,6 +187,9 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps; resume later")
       ->type_name("STEPS");
   sub->add_flag("--no-eval", o->no_eval, "Skip the evaluators at the end");
+  // Set by `jepa sweep` for the trials it starts; not for people.
+  sub->add_option("--sweep-trial", o->sweep_trial)->group("");
+  sub->add_flag("--trial-resume", o->trial_resume)->group("");
   sub->footer(
       "Examples:\n"
       "  jepa run experiments/quickstart.toml\n"

@@ -39,6 +39,7 @@ Command add_masks_command(CLI::App& parent, const GlobalOptions& global);
 Command add_run_command(CLI::App& parent, const GlobalOptions& global);
 Command add_export_command(CLI::App& parent, const GlobalOptions& global);
 Command add_eval_command(CLI::App& parent, const GlobalOptions& global);
+Command add_sweep_command(CLI::App& parent, const GlobalOptions& global);
 Command add_runs_command(CLI::App& parent);
 Command add_show_command(CLI::App& parent);
 Command add_compare_command(CLI::App& parent);

@@ -69,6 +69,11 @@
 //   epochs = 30                # every other key is a parameter of that evaluator;
 //   params = { every = 5 }     # a parameter named like one of the keys above goes in `params`
 //
+//   [sweep]                    # ignored here: a sweep file is its base experiment plus a [sweep]
+//                              # table (see sweep/spec.hpp), so `jepa run` on it runs the base
+//                              # experiment. Files only: --set sweep.<key> and a stored config
+//                              # holding [sweep] are errors
+//
 // Values: a TOML integer is accepted where a float is expected, a float is never accepted for an
 // integer; lists are arrays of numbers.
 //
@@ -322,6 +327,7 @@ constexpr const char* kEvaluation = "evaluation";
 constexpr const char* kEvaluatorKey = "evaluator";
 constexpr const char* kVersionKey = "version";  // only in the stored (resolved) form
 constexpr const char* kParamsKey = "params";
+constexpr const char* kSweep = "sweep";  // a sweep file's own table, read by sweep/spec.cpp
 
 // The host's own keys of an [[evaluation]]: when to run the evaluator, not how it measures.
 ParamSchema evaluation_key(const char* name, ParamValue default_value, const char* doc) {
@@ -630,6 +636,8 @@ class Resolver {
   void check_top_level() {
     for (const Entry& e : ordered(root_)) {
       const std::string name(e.key->str());
+      // The sweep reader owns [sweep]; its keys are no part of the experiment.
+      if (name == kSweep && e.node->is_table() && !where_.is_stored()) continue;
       if (!is_section(name)) {
         if (e.node->is_table()) {
           throw ConfigError(fmt::format("{}unknown section [{}]; valid sections: {}", at(e), name, section_names()));

@@ -154,6 +154,18 @@ CREATE TRIGGER metrics_to_summary AFTER INSERT ON metrics BEGIN
     count      = count + 1;
 END;
 )sql"},
+    {3, R"sql(
+-- The trials of a sweep, fixed when the sweep is created: resuming a sweep reads them from here,
+-- never re-expands the spec. run_id is set in the same transaction that creates the trial's run.
+CREATE TABLE sweep_trials (
+  sweep_id       INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+  trial_index    INTEGER NOT NULL,
+  overrides_json TEXT NOT NULL,
+  run_id         INTEGER REFERENCES runs(id),
+  pid            INTEGER,
+  PRIMARY KEY (sweep_id, trial_index)
+);
+)sql"},
 };
 
 // busy_timeout makes SQLite wait for most locks, but some SQLITE_BUSY results bypass the busy
@@ -350,7 +362,7 @@ void rebuild_metric_summary(Conn c, int64_t run) {
 
 const char* kRunColumns =
     "id, name, status, reason, started_at, ended_at, heartbeat_at, config_json, config_path, seed, last_step, "
-    "resumed_from";
+    "resumed_from, sweep_id";
 
 RunRecord read_run(const Statement& s) {
   RunRecord r;
@@ -366,6 +378,7 @@ RunRecord read_run(const Statement& s) {
   r.seed = static_cast<uint64_t>(s.int64(9));
   r.last_step = s.int64(10);
   r.resumed_from = s.optional_int64(11);
+  r.sweep_id = s.optional_int64(12);
   return r;
 }
 
@@ -462,17 +475,94 @@ int Store::schema_version() const {
 }
 
 int64_t Store::create_run(const std::string& name, const std::string& config_json, const std::string& config_path,
-                          uint64_t seed, std::optional<int64_t> resumed_from) {
+                          uint64_t seed, std::optional<int64_t> resumed_from, std::optional<TrialRef> trial) {
   Conn c{db_.get(), &path_};
   return write_transaction(c, [&] {
+    if (trial) {
+      // A trial gets one run, ever: a second would duplicate its results.
+      Statement q(c, "SELECT run_id FROM sweep_trials WHERE sweep_id = ? AND trial_index = ?");
+      q.bind(1, trial->sweep).bind(2, trial->index);
+      if (!q.step()) {
+        throw StoreError(
+            fmt::format("results store {}: sweep {} has no trial {}", path_.string(), trial->sweep, trial->index));
+      }
+      if (!q.is_null(0)) {
+        throw StoreError(fmt::format("results store {}: trial {} of sweep {} already has run {}", path_.string(),
+                                     trial->index, trial->sweep, q.int64(0)));
+      }
+    }
     Statement s(c,
                 "INSERT INTO runs (name, status, started_at, heartbeat_at, config_json, config_path, seed, "
-                "last_step, resumed_from) VALUES (?, 'RUNNING', ?, ?, ?, ?, ?, 0, ?)");
+                "last_step, resumed_from, sweep_id) VALUES (?, 'RUNNING', ?, ?, ?, ?, ?, 0, ?, ?)");
     std::string now = now_iso();
     // SQLite integers are signed; the seed's bits round-trip through the cast unchanged.
     s.bind(1, name).bind(2, now).bind(3, now).bind(4, config_json).bind(5, config_path);
-    s.bind(6, static_cast<int64_t>(seed)).bind(7, resumed_from).run();
-    return static_cast<int64_t>(sqlite3_last_insert_rowid(c.db));
+    s.bind(6, static_cast<int64_t>(seed)).bind(7, resumed_from);
+    s.bind(8, trial ? std::optional<int64_t>(trial->sweep) : std::nullopt).run();
+    const auto id = static_cast<int64_t>(sqlite3_last_insert_rowid(c.db));
+    if (trial) {
+      Statement u(c, "UPDATE sweep_trials SET run_id = ? WHERE sweep_id = ? AND trial_index = ?");
+      u.bind(1, id).bind(2, trial->sweep).bind(3, trial->index).run();
+    }
+    return id;
+  });
+}
+
+void Store::add_sweep_trials(int64_t sweep, const std::vector<std::pair<int64_t, std::string>>& trials) {
+  Conn c{db_.get(), &path_};
+  write_transaction(c, [&] {
+    Statement s(c, "INSERT OR IGNORE INTO sweep_trials (sweep_id, trial_index, overrides_json) VALUES (?, ?, ?)");
+    for (const auto& [index, overrides] : trials) {
+      s.reset();
+      s.bind(1, sweep).bind(2, index).bind(3, overrides).run();
+    }
+  });
+}
+
+std::vector<SweepTrialRecord> Store::sweep_trials(int64_t sweep) const {
+  Conn c{db_.get(), &path_};
+  return with_retry(c, [&] {
+    std::vector<SweepTrialRecord> out;
+    Statement q(c,
+                "SELECT t.trial_index, t.overrides_json, t.run_id, t.pid, r.status, r.reason, r.heartbeat_at "
+                "FROM sweep_trials t LEFT JOIN runs r ON r.id = t.run_id WHERE t.sweep_id = ? ORDER BY t.trial_index");
+    q.bind(1, sweep);
+    while (q.step()) {
+      SweepTrialRecord t;
+      t.index = q.int64(0);
+      t.overrides_json = q.text(1);
+      t.run_id = q.optional_int64(2);
+      t.pid = q.optional_int64(3);
+      if (!q.is_null(4)) t.status = status_from_name(q.text(4));
+      t.reason = q.text(5);
+      t.heartbeat_at = q.text(6);
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+void Store::set_trial_pid(int64_t sweep, int64_t index, std::optional<int64_t> pid) {
+  Conn c{db_.get(), &path_};
+  write_transaction(c, [&] {
+    Statement s(c, "UPDATE sweep_trials SET pid = ? WHERE sweep_id = ? AND trial_index = ?");
+    s.bind(1, pid).bind(2, sweep).bind(3, index).run();
+  });
+}
+
+void Store::set_sweep_spec(int64_t sweep, const std::string& spec_json) {
+  Conn c{db_.get(), &path_};
+  write_transaction(c, [&] {
+    Statement s(c, "UPDATE sweeps SET spec_json = ? WHERE id = ?");
+    s.bind(1, spec_json).bind(2, sweep).run();
+  });
+}
+
+void Store::set_sweep_status(int64_t sweep, const std::string& status) {
+  Conn c{db_.get(), &path_};
+  write_transaction(c, [&] {
+    Statement s(c, "UPDATE sweeps SET status = ? WHERE id = ?");
+    s.bind(1, status).bind(2, sweep).run();
   });
 }
 

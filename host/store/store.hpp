@@ -41,6 +41,23 @@ struct RunRecord {
   uint64_t seed = 0;
   int64_t last_step = 0;                // highest step with a metric or checkpoint
   std::optional<int64_t> resumed_from;  // run id this run continues (jepa run --resume)
+  std::optional<int64_t> sweep_id;      // the sweep this run is a trial of
+};
+
+// A sweep's trial, as `jepa sweep` records it.
+struct TrialRef {
+  int64_t sweep = 0;
+  int64_t index = 0;
+};
+
+struct SweepTrialRecord {
+  int64_t index = 0;
+  std::string overrides_json;  // ["optimization.lr=0.001", "run.seed=0"]
+  std::optional<int64_t> run_id;
+  std::optional<int64_t> pid;       // the process running it, while the sweep host knows one
+  std::optional<RunStatus> status;  // of its run; none before it started
+  std::string reason;
+  std::string heartbeat_at;
 };
 
 struct MetricPoint {
@@ -118,8 +135,11 @@ class Store {
   const std::filesystem::path& path() const { return path_; }
 
   // A new RUNNING run; returns its id.
+  // With `trial`, the run becomes that sweep trial's run in the same transaction (a trial that
+  // already has a run is an error, so a trial is never run twice).
   int64_t create_run(const std::string& name, const std::string& config_json, const std::string& config_path,
-                     uint64_t seed, std::optional<int64_t> resumed_from = std::nullopt);
+                     uint64_t seed, std::optional<int64_t> resumed_from = std::nullopt,
+                     std::optional<TrialRef> trial = std::nullopt);
   // Flattened resolved parameters ("optimization.lr" -> "0.001"), replacing earlier ones.
   void set_params(int64_t run, const std::map<std::string, std::string>& params);
   void set_environment(int64_t run, const std::map<std::string, std::string>& env);
@@ -154,6 +174,12 @@ class Store {
   int64_t create_sweep(const std::string& name, const std::string& spec_json);
   std::optional<SweepRecord> find_sweep(const std::string& id_or_name) const;  // "3" or a sweep name
   void set_run_sweep(int64_t run, int64_t sweep);
+  // Trials are added once, when the sweep is created (existing indices are left alone).
+  void add_sweep_trials(int64_t sweep, const std::vector<std::pair<int64_t, std::string>>& trials);
+  std::vector<SweepTrialRecord> sweep_trials(int64_t sweep) const;
+  void set_trial_pid(int64_t sweep, int64_t index, std::optional<int64_t> pid);
+  void set_sweep_status(int64_t sweep, const std::string& status);
+  void set_sweep_spec(int64_t sweep, const std::string& spec_json);
 
   // A read-only query for the query room (filters, tables, comparisons): the SQL is the
   // caller's fixed text, every user-supplied value goes through `binds` (never into the SQL).

@@ -7,6 +7,7 @@
 #include "train/models.hpp"
 #include "train/progress.hpp"
 #include "train/step.hpp"
+#include "train/trial_pruner.hpp"
 
 #include <fmt/format.h>
 #include <torch/cuda.h>
@@ -204,12 +205,19 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
   if (options.resume_run) {
     run_id = *options.resume_run;
     const auto ckpt = store.latest_artifact(run_id, "checkpoint");
-    if (!ckpt) throw std::runtime_error(fmt::format("run {} has no checkpoint to resume from", run_id));
-    state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get());
-    store.reopen_run(run_id, state.step);
-    fmt::print(stderr, "resuming run {} from step {} ({})\n", run_id, state.step, ckpt->path);
+    if (ckpt) {
+      state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get());
+      store.reopen_run(run_id, state.step);
+      fmt::print(stderr, "resuming run {} from step {} ({})\n", run_id, state.step, ckpt->path);
+    } else if (options.restart_without_checkpoint) {
+      // A sweep trial interrupted before its first checkpoint: the same run starts over.
+      store.reopen_run(run_id, 0);
+      fmt::print(stderr, "run {} has no checkpoint yet: starting it over from step 0\n", run_id);
+    } else {
+      throw std::runtime_error(fmt::format("run {} has no checkpoint to resume from", run_id));
+    }
   } else {
-    run_id = store.create_run(e.name, e.resolved.dump(), e.source.string(), e.seed);
+    run_id = store.create_run(e.name, e.resolved.dump(), e.source.string(), e.seed, std::nullopt, options.trial);
     store.set_params(run_id, config::flatten(e.resolved));
     store.add_plugins(run_id, plugin_records(e));
   }
@@ -219,6 +227,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
   out.run_id = run_id;
   SignalScope signals;
   store::MetricLogger log(store, run_id);
+  TrialPruner pruner(store, run_id);
   Progress progress(options.progress, total_steps, ipe, state.step, e.batch_size);
   const fs::path ckpt_path = checkpoint_path(e, run_id);
   auto checkpoint = [&](int64_t epoch, int64_t batch_in_epoch) {
@@ -261,6 +270,16 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
         fmt::print(stderr, "{}\n", line);
         // Evaluation time is not training throughput.
         window_start += now_seconds() - started;
+        if (pruner.active() && state.step < total_steps) {
+          for (const auto& [name, value] : results) {
+            if (name != pruner.metric()) continue;
+            if (auto reason = pruner.observe(state.step, value)) {
+              stop_reason = *reason;
+              stop_status = store::RunStatus::pruned;
+              return;
+            }
+          }
+        }
         // A rule met at the last step stops nothing: the run has trained all its steps.
         if (auto reason = check_stop_rule(ev, results, state.step); reason && state.step < total_steps) {
           stop_reason = *reason;
@@ -295,7 +314,17 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
           log.log("train/context_patches", state.step, r.context_length);
           log.log("train/target_patches", state.step, r.target_length);
           log.log("train/epoch", state.step, static_cast<double>(epoch));
+          if (pruner.active() && state.step < total_steps) {
+            const std::map<std::string, double> logged{{"train/loss", loss_value}, {"train/images_per_s", ips}};
+            if (auto it = logged.find(pruner.metric()); it != logged.end()) {
+              if (auto reason = pruner.observe(state.step, it->second)) {
+                stop_reason = *reason;
+                stop_status = store::RunStatus::pruned;
+              }
+            }
+          }
         }
+        if (!stop_reason.empty()) break;
         progress.update(state.step, epoch, loss_value, r.lr, now_seconds());
         if (now_seconds() - last_heartbeat > 10.0) {
           log.flush();

@@ -17,6 +17,8 @@ struct TrainOptions {
   int64_t stop_after = 0;             // stop (with a checkpoint) after this many steps in this call
   bool progress = true;               // a live progress line when stderr is a terminal
   bool skip_evaluation = false;
+  std::optional<store::TrialRef> trial;     // a new run that is this sweep trial's run
+  bool restart_without_checkpoint = false;  // resume: start over when no checkpoint exists yet
 };
 
 struct TrainOutcome {

@@ -330,6 +330,29 @@ TEST_F(ExperimentTest, UnknownSection) {
   EXPECT_TRUE(contains(single, "write each as [[evaluation]]"));
 }
 
+TEST_F(ExperimentTest, SweepTableIsLeftToTheSweepReader) {
+  // A sweep file is its base experiment plus [sweep] (with keys the experiment knows nothing of).
+  const Experiment e = load(kRequired +
+                            "[optimization]\nlr = 0.002\n[sweep]\nmethod = \"grid\"\nseeds = [0, 1]\n"
+                            "[sweep.params]\n\"optimization.lr\" = [1e-3, 2e-3]\n[sweep.pruning]\nrule = \"asha\"\n");
+  EXPECT_DOUBLE_EQ(e.lr, 0.002);
+  EXPECT_EQ(e.seed, 0);
+  EXPECT_EQ(e.resolved.count("sweep"), 0u);
+  // Only the table, and only in files.
+  const std::string loose = error_of("sweep = 1\n" + kRequired);
+  EXPECT_TRUE(starts_with(loose, at(1) + "1: "));
+  EXPECT_TRUE(contains(loose, "key 'sweep' is outside any section"));
+  EXPECT_TRUE(contains(error_of(kRequired + "[sweep]\n", {"sweep.method=grid"}), "unknown section [sweep]"));
+  nlohmann::json stored = e.resolved;
+  stored["sweep"] = nlohmann::json::object();
+  try {
+    experiment_from_json(stored, registry());
+    ADD_FAILURE() << "a stored config with [sweep] loaded";
+  } catch (const ConfigError& x) {
+    EXPECT_TRUE(starts_with(x.what(), "stored config: unknown section [sweep]"));
+  }
+}
+
 TEST_F(ExperimentTest, UnknownKeysInHostAndPluginSections) {
   const std::string host = error_of(kRequired + "[data]\nbatch_size = 4\nbatchsize = 4\n");
   EXPECT_TRUE(starts_with(host, at(9) + "1: "));

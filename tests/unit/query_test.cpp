@@ -203,7 +203,7 @@ TEST(MetricSummary, MigrationFromVersionOneBackfillsIt) {
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db,
                            "DROP TRIGGER metrics_to_summary; DROP TABLE metric_summary; DROP INDEX runs_by_sweep; "
-                           "DROP TABLE sweeps; UPDATE schema_version SET version = 1;",
+                           "DROP TABLE sweep_trials; DROP TABLE sweeps; UPDATE schema_version SET version = 1;",
                            nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);

@@ -1,0 +1,46 @@
+// Running a sweep: every trial in its own child process (`jepa-engine run`), one per device slot,
+// so that a crash, abort or out-of-memory kill loses only that trial. The trial list is fixed in
+// the store when the sweep is created; resuming reads it back, never runs a finished trial
+// again, and continues interrupted trials from their checkpoints.
+#pragma once
+
+#include "loader/registry.hpp"
+#include "store/store.hpp"
+#include "sweep/spec.hpp"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace jepa::sweep {
+
+struct Slot {
+  std::string cuda_visible_devices;  // "" = CPU
+  int threads = 1;
+  std::string label;  // "gpu 0", "cpu 1"
+};
+
+// devices "cpu": cores / threads_per_trial slots; "auto": the visible GPUs (else CPU);
+// "0,2": those GPUs. GPU slots take gpus_per_trial GPUs each, trials_per_gpu trials per GPU.
+std::vector<Slot> plan_slots(const SweepSpec& spec, int visible_gpus, int cores);
+
+struct SweepRunOptions {
+  std::filesystem::path engine;  // the jepa-engine executable that runs trials
+  std::filesystem::path db;
+  bool progress = true;                   // a live summary line when stderr is a terminal
+  std::vector<std::string> plugin_paths;  // --plugin-path folders, passed on to every trial
+};
+
+// Validates every trial against the plugins (ConfigError naming the trial), records the sweep
+// and its trials, and runs them. Returns the sweep id.
+int64_t start_sweep(const std::filesystem::path& file, const loader::Registry& registry,
+                    const SweepRunOptions& options);
+
+// Finishes a recorded sweep (by name or id).
+int64_t resume_sweep(const std::string& sweep, store::Store& store, const SweepRunOptions& options);
+
+// `jepa sweep --dry-run`: the trials, validated, and the slots; records nothing.
+void describe_sweep(const std::filesystem::path& file, const loader::Registry& registry);
+
+}  // namespace jepa::sweep

@@ -1,0 +1,279 @@
+// `jepa sweep` as a user runs it: trials in their own processes on CPU slots, crashes recorded
+// and survived, pruning, two sweeps writing one database at once, and a sweep host killed with
+// SIGKILL at random moments and resumed until every trial completed exactly once.
+#include "jepa_process.hpp"
+#include "store/store.hpp"
+#include "temp_dir.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace {
+
+namespace fs = std::filesystem;
+using jepa::store::RunStatus;
+using jepa::store::Store;
+using jepa_test::run_jepa;
+
+// A model small enough that a trial is mostly process start-up.
+const char* kBase = R"(
+[run]
+seed = 0
+threads = 1
+[data]
+dataset = "fashion_mnist"
+image_size = 16
+batch_size = 8
+workers = 0
+limit_train = 256
+[masking]
+strategy = "multiblock"
+[masking.params]
+min_keep = 1
+[encoder]
+plugin = "vit"
+[encoder.params]
+size = "custom"
+embed_dim = 16
+depth = 1
+num_heads = 2
+img_size = 16
+patch_size = 4
+in_chans = 1
+[predictor]
+plugin = "vit_predictor"
+[predictor.params]
+embed_dim = 8
+depth = 1
+[optimization]
+epochs = 1
+max_steps = 12
+warmup = 0
+[checkpoint]
+every = 4
+[logging]
+every = 2
+)";
+
+class Sweep : public ::testing::Test {
+ protected:
+  Sweep() : dir_("sweep_test"), db_(dir_.path() / "results.db") {}
+
+  fs::path write(const std::string& name, const std::string& text) {
+    const fs::path p = dir_.path() / name;
+    std::ofstream(p) << kBase << text;
+    return p;
+  }
+  std::string db() const { return "--db '" + db_.string() + "'"; }
+  std::string plugins() const { return "--plugin-path '" + std::string(JEPA_FIXTURE_DIR) + "/crash'"; }
+
+  struct TrialRow {
+    int64_t run;
+    std::string status;
+    std::string reason;
+  };
+  // trial index -> its run, read straight from SQLite.
+  std::map<int64_t, TrialRow> trials(const std::string& sweep) {
+    Store store(db_);
+    std::map<int64_t, TrialRow> out;
+    store.query(
+        "SELECT t.trial_index, t.run_id, r.status, r.reason FROM sweep_trials t JOIN sweeps s ON s.id = t.sweep_id "
+        "LEFT JOIN runs r ON r.id = t.run_id WHERE s.name = ?",
+        {sweep}, [&](const jepa::store::Row& r) {
+          out[r.int64(0)] = {r.is_null(1) ? 0 : r.int64(1), r.text(2), r.text(3)};
+        });
+    return out;
+  }
+
+  jepa_test::TempDir dir_;
+  fs::path db_;
+};
+
+TEST_F(Sweep, DryRunListsValidatedTrialsAndBadSpecsNameFileAndLine) {
+  const auto file = write("grid.toml", R"(
+[sweep]
+seeds = [0, 1]
+[sweep.params]
+"optimization.lr" = [1e-3, 2e-3]
+"predictor.params.depth" = [1, 2]
+)");
+  auto r = run_jepa("sweep '" + file.string() + "' --dry-run " + db());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("8 grid trials"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("trial   7  seed 1   optimization.lr=0.002  predictor.params.depth=2"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(db_));  // a dry run records nothing
+
+  // A value the plugin schema rejects: found before anything runs, naming the trial.
+  const auto bad = write("bad.toml", R"(
+[sweep]
+[sweep.params]
+"encoder.params.depth" = [1, -3]
+)");
+  r = run_jepa("sweep '" + bad.string() + "' " + db());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("trial 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("depth"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(db_));
+}
+
+TEST_F(Sweep, CrashingTrialsAreRecordedWithSignalAndLogAndTheSweepGoesOn) {
+  const auto file = write("crash.toml", R"(
+[[evaluation]]
+evaluator = "fixture_crash"
+[sweep]
+[sweep.params]
+"evaluation.0.crash" = [0, 1, 2]
+)");
+  const auto r = run_jepa(plugins() + " sweep '" + file.string() + "' " + db());
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto t = trials("crash");
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_EQ(t[0].status, "COMPLETED");
+  EXPECT_EQ(t[1].status, "FAILED");
+  EXPECT_NE(t[1].reason.find("killed by signal 6"), std::string::npos) << t[1].reason;
+  EXPECT_NE(t[1].reason.find("evaluating with fixture_crash"), std::string::npos) << t[1].reason;  // log tail
+  EXPECT_EQ(t[2].status, "FAILED");
+  EXPECT_NE(t[2].reason.find("killed by signal 11"), std::string::npos) << t[2].reason;
+
+  // A trial that dies before its run exists still gets a FAILED row with its reason.
+  const auto missing = write("missing.toml", R"(
+[sweep]
+name = "missing-data"
+[sweep.params]
+"data.path" = ["/nonexistent/fashion-mnist"]
+)");
+  const auto m = run_jepa("sweep '" + missing.string() + "' " + db());
+  ASSERT_EQ(m.code, 0) << m.err;
+  t = trials("missing-data");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].status, "FAILED");
+  EXPECT_NE(t[0].reason.find("exit status"), std::string::npos) << t[0].reason;
+  EXPECT_NE(t[0].reason.find("/nonexistent/fashion-mnist"), std::string::npos) << t[0].reason;
+}
+
+TEST_F(Sweep, MedianRulePrunesAHopelessTrial) {
+  const auto file = write("prune.toml", R"(
+[[evaluation]]
+evaluator = "fixture_crash"
+every = 2
+at_end = false
+[sweep]
+max_parallel = 1
+[sweep.params]
+"evaluation.0.score" = [5.0, 6.0, 1.0]
+[sweep.pruning]
+rule = "median"
+metric = "fixture_crash/score"
+mode = "max"
+min_trials = 2
+)");
+  const auto r = run_jepa(plugins() + " sweep '" + file.string() + "' " + db());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto t = trials("prune");
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_EQ(t.at(0).status, "COMPLETED");
+  EXPECT_EQ(t.at(1).status, "COMPLETED");
+  EXPECT_EQ(t.at(2).status, "PRUNED");
+  EXPECT_NE(t.at(2).reason.find("median"), std::string::npos) << t.at(2).reason;
+  EXPECT_NE(t.at(2).reason.find("fixture_crash/score"), std::string::npos) << t.at(2).reason;
+}
+
+TEST_F(Sweep, TwoSweepsWriteOneDatabaseAtOnce) {
+  const auto a = write("a.toml", "[sweep]\nseeds = [0, 1, 2]\n");
+  const auto b = write("b.toml", "[sweep]\nseeds = [3, 4, 5]\n");
+  auto other = std::thread([&] { EXPECT_EQ(run_jepa("sweep '" + b.string() + "' " + db()).code, 0); });
+  const auto r = run_jepa("sweep '" + a.string() + "' " + db());
+  other.join();
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* name : {"a", "b"}) {
+    const auto t = trials(name);
+    ASSERT_EQ(t.size(), 3u) << name;
+    for (const auto& [i, row] : t) EXPECT_EQ(row.status, "COMPLETED") << name << " trial " << i << ": " << row.reason;
+  }
+}
+
+// Starts `jepa sweep ARGS` without waiting; returns its pid.
+pid_t spawn_jepa(const std::vector<std::string>& args, const fs::path& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv{const_cast<char*>(JEPA_BINARY)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(JEPA_BINARY, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+TEST_F(Sweep, HostKilledWithSigkillAtRandomMomentsResumesToEveryTrialExactlyOnce) {
+  const auto file = write("kill.toml", R"(
+[sweep]
+seeds = [0, 1]
+[sweep.params]
+"optimization.lr" = [1e-3, 2e-3, 4e-3]
+)");
+  const fs::path log = dir_.path() / "host.log";
+  std::mt19937 rng(12345);
+  std::uniform_int_distribution<int> wait_ms(300, 2500);
+  bool started = false;
+  for (int round = 0; round < 6; ++round) {
+    std::vector<std::string> args{"sweep"};
+    if (started) {
+      args.insert(args.end(), {"--resume", "kill"});
+    } else {
+      args.push_back(file.string());
+    }
+    args.insert(args.end(), {"--db", db_.string()});
+    const pid_t pid = spawn_jepa(args, log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(rng)));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (fs::exists(db_)) {
+      Store store(db_);
+      started = store.find_sweep("kill").has_value();
+    }
+  }
+  ASSERT_TRUE(started) << jepa_test::slurp(log);
+  const auto r = run_jepa("sweep --resume kill " + db());
+  ASSERT_EQ(r.code, 0) << r.err << jepa_test::slurp(log);
+
+  const auto t = trials("kill");
+  ASSERT_EQ(t.size(), 6u);
+  Store store(db_);
+  std::set<int64_t> trial_runs;
+  for (const auto& [i, row] : t) {
+    EXPECT_EQ(row.status, "COMPLETED") << "trial " << i << ": " << row.reason;
+    trial_runs.insert(row.run);
+    // Every point once, in order: resuming dropped what came after the checkpoint.
+    const auto loss = store.metrics(row.run, "train/loss");
+    ASSERT_EQ(loss.size(), 6u) << "trial " << i;
+    for (size_t k = 0; k < loss.size(); ++k) EXPECT_EQ(loss[k].step, static_cast<int64_t>(2 * (k + 1)));
+  }
+  // No run of the sweep outside its trials: nothing was started twice.
+  int64_t sweep_runs = 0;
+  store.query("SELECT COUNT(*) FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE s.name = 'kill'", {},
+              [&](const jepa::store::Row& row) { sweep_runs = row.int64(0); });
+  EXPECT_EQ(sweep_runs, 6);
+  EXPECT_EQ(trial_runs.size(), 6u);
+  std::string integrity;
+  store.query("PRAGMA integrity_check", {}, [&](const jepa::store::Row& row) { integrity = row.text(0); });
+  EXPECT_EQ(integrity, "ok");
+}
+
+}  // namespace
