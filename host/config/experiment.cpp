@@ -99,6 +99,8 @@
 // they existed) and take their defaults.
 #include "config/experiment.hpp"
 
+#include "config/toml_file.hpp"
+
 #include "data/dataset.hpp"
 
 #include <fmt/format.h>
@@ -1080,20 +1082,7 @@ void flatten_into(const json& j, const std::string& prefix, std::map<std::string
 
 Experiment load_experiment(const fs::path& file, const std::vector<std::string>& overrides,
                            const loader::Registry& registry) {
-  std::error_code ec;
-  std::ifstream in(file, std::ios::binary);
-  if (!fs::is_regular_file(file, ec) || !in) {
-    throw ConfigError(fmt::format("{}: cannot open experiment file", file.string()));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  toml::table root;
-  try {
-    root = toml::parse(text.str(), file.string());
-  } catch (const toml::parse_error& e) {
-    throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", file.string(), e.source().begin.line,
-                                  e.source().begin.column, e.description()));
-  }
+  const toml::table root = read_toml_file<ConfigError>(file, "experiment");
   Experiment e = Resolver(root, Where::file(file.string()), registry).run(overrides, file.stem().string());
   e.source = file;
   e.resolved = resolved_json(e);

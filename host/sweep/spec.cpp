@@ -2,6 +2,8 @@
 // format is described in spec.hpp.
 #include "sweep/spec.hpp"
 
+#include "config/toml_file.hpp"
+
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
@@ -503,18 +505,7 @@ std::string draw(const Distribution& d, std::mt19937_64& rng) {
 }  // namespace
 
 SweepSpec load_sweep_spec(const fs::path& file) {
-  std::error_code ec;
-  std::ifstream in(file, std::ios::binary);
-  if (!fs::is_regular_file(file, ec) || !in) throw SweepError(fmt::format("{}: cannot open sweep file", file.string()));
-  std::stringstream text;
-  text << in.rdbuf();
-  toml::table root;
-  try {
-    root = toml::parse(text.str(), file.string());
-  } catch (const toml::parse_error& e) {
-    throw SweepError(fmt::format("{}:{}:{}: TOML syntax error: {}", file.string(), e.source().begin.line,
-                                 e.source().begin.column, e.description()));
-  }
+  const toml::table root = config::read_toml_file<SweepError>(file, "sweep");
   SweepSpec spec = Reader(file.string(), root).read();
   spec.file = file;
   if (spec.name.empty()) spec.name = file.stem().string();

@@ -115,6 +115,11 @@ seeds = [0, 1]
       << r.out;
   EXPECT_FALSE(fs::exists(db_));  // a dry run records nothing
 
+  // The shipped example stays valid.
+  r = run_jepa("sweep '" + std::string(JEPA_SOURCE_DIR) + "/experiments/sweep_quickstart.toml' --dry-run " + db());
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("8 grid trials, pruning median on knn/top1 (max)"), std::string::npos) << r.out;
+
   // A value the plugin schema rejects: found before anything runs, naming the trial.
   const auto bad = write("bad.toml", R"(
 [sweep]

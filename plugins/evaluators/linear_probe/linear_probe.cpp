@@ -3,6 +3,7 @@
 // split and scored on the test split. Recipe: Adam, lr 1e-3, weight decay 1e-4, batch 256,
 // 30 epochs (the calibration recipe of shared/IJEPA_REFERENCE.md). `last_layers = 4`
 // concatenates the pooled outputs of the last 4 blocks, as the paper does for transfer.
+#include "linear_head.hpp"
 #include "pooled_features.hpp"
 
 #include <jepa/sdk/evaluator.hpp>
@@ -41,38 +42,22 @@ class LinearProbe final : public jepa::sdk::Evaluator {
       throw std::runtime_error("linear_probe needs labelled train and test images");
     }
     // Standardise with the training split's statistics.
-    const auto mean = train.x.mean(0, true);
-    const auto std = train.x.std(0, /*unbiased=*/false, true).clamp_min(1e-6);
-    const auto xtr = (train.x - mean) / std;
-    const auto xte = (test.x - mean) / std;
+    const jepa::evaluators::Standardizer standardize(train.x);
+    const auto xtr = standardize(train.x);
+    const auto xte = standardize(test.x);
     const int64_t classes = train.y.max().item<int64_t>() + 1;
     const int64_t dim = xtr.size(1);
 
     // A private generator, so evaluating never disturbs the trainer's random state.
     auto gen = at::detail::createCPUGenerator(in.seed);
-    // Raw parameters rather than torch::nn::Linear, whose constructor draws its initial weights
-    // from the global generator.
-    const double bound = 1.0 / std::sqrt(static_cast<double>(dim));
-    auto weight = torch::empty({classes, dim}).uniform_(-bound, bound, gen).requires_grad_();
-    auto bias = torch::empty({classes}).uniform_(-bound, bound, gen).requires_grad_();
-    auto head = [&weight, &bias](const torch::Tensor& x) { return torch::nn::functional::linear(x, weight, bias); };
-    torch::optim::Adam opt({weight, bias}, torch::optim::AdamOptions(lr_).weight_decay(weight_decay_));
+    jepa::evaluators::LinearHead head(dim, classes, lr_, weight_decay_, gen);
     const int64_t n = xtr.size(0);
     for (int64_t epoch = 0; epoch < epochs_; ++epoch) {
       const auto order = torch::randperm(n, gen, torch::kLong);
-      for (int64_t b = 0; b < n; b += batch_size_) {
-        const auto idx = order.slice(0, b, std::min(n, b + batch_size_));
-        const auto loss =
-            torch::nn::functional::cross_entropy(head(xtr.index_select(0, idx)), train.y.index_select(0, idx));
-        opt.zero_grad();
-        loss.backward();
-        opt.step();
-      }
+      for (int64_t b = 0; b < n; b += batch_size_)
+        head.step(xtr, train.y, order.slice(0, b, std::min(n, b + batch_size_)));
     }
-    torch::NoGradGuard no_grad;
-    auto accuracy = [&](const torch::Tensor& x, const torch::Tensor& y) {
-      return 100.0 * head(x).argmax(1).eq(y).to(torch::kFloat64).mean().item<double>();
-    };
+    auto accuracy = [&](const torch::Tensor& x, const torch::Tensor& y) { return head.accuracy(x, y); };
     return {{"top1", accuracy(xte, test.y)},
             {"train_top1", accuracy(xtr, train.y)},
             {"feature_dim", static_cast<double>(dim)},

@@ -3,6 +3,7 @@
 // evaluation and MSN's 1/2/5-shot tables do). Label efficiency is where joint-embedding
 // pretraining is meant to pay off, and with a handful of images per class the choice of images
 // matters, so it reports the mean and spread over the draws rather than one number.
+#include "linear_head.hpp"
 #include "pooled_features.hpp"
 
 #include <jepa/sdk/evaluator.hpp>
@@ -122,17 +123,9 @@ class LowShot final : public jepa::sdk::Evaluator {
   // 10-image subset would be a handful of updates.
   double probe(const torch::Tensor& x, const torch::Tensor& y, const PooledFeatures& test, int64_t classes,
                at::Generator& gen) const {
-    const auto mean = x.mean(0, true);
-    const auto scale = x.std(0, /*unbiased=*/false, true).clamp_min(1e-6);
-    const auto xtr = (x - mean) / scale;
-    const int64_t dim = xtr.size(1);
-    // Raw parameters rather than torch::nn::Linear, whose constructor draws its initial weights
-    // from the global generator.
-    const double bound = 1.0 / std::sqrt(static_cast<double>(dim));
-    auto weight = torch::empty({classes, dim}).uniform_(-bound, bound, gen).requires_grad_();
-    auto bias = torch::empty({classes}).uniform_(-bound, bound, gen).requires_grad_();
-    auto head = [&weight, &bias](const torch::Tensor& x) { return torch::nn::functional::linear(x, weight, bias); };
-    torch::optim::Adam opt({weight, bias}, torch::optim::AdamOptions(lr_).weight_decay(weight_decay_));
+    const jepa::evaluators::Standardizer standardize(x);
+    const auto xtr = standardize(x);
+    jepa::evaluators::LinearHead head(xtr.size(1), classes, lr_, weight_decay_, gen);
     const int64_t n = xtr.size(0);
     torch::Tensor order;
     int64_t next = n;  // forces a shuffle on the first step
@@ -148,14 +141,9 @@ class LowShot final : public jepa::sdk::Evaluator {
         idx = order.slice(0, next, next + batch_size_);
         next += batch_size_;
       }
-      const auto loss = torch::nn::functional::cross_entropy(head(xtr.index_select(0, idx)), y.index_select(0, idx));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
+      head.step(xtr, y, idx);
     }
-    torch::NoGradGuard no_grad;
-    const auto pred = head((test.x - mean) / scale).argmax(1);
-    return 100.0 * pred.eq(test.y).to(torch::kFloat64).mean().item<double>();
+    return head.accuracy(standardize(test.x), test.y);
   }
 
   std::vector<int64_t> shots_;
