@@ -168,8 +168,13 @@ struct RunsOptions {
   bool json = false;
 };
 
+// Runs write a heartbeat every 10 s from a thread of their own, through evaluations too: one
+// that has been silent for a minute is dead (its machine or process went away), not busy.
+constexpr double kStaleSeconds = 60.0;
+
 int run_runs(const RunsOptions& o) {
   auto store = open_existing(o.db);
+  store->mark_stale_runs(kStaleSeconds);
   query::RunSelection sel = o.sel;
   const int64_t shown = sel.limit;
   if (shown > 0) sel.limit = shown + 1;  // one more tells whether the list was cut
@@ -223,6 +228,7 @@ struct ShowOptions {
 
 int run_show(const ShowOptions& o) {
   auto store = open_existing(o.db);
+  store->mark_stale_runs(kStaleSeconds);
   query::RunSelection sel;
   sel.runs = {o.run};
   const auto rows = select(*store, sel);

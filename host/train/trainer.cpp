@@ -4,6 +4,7 @@
 #include "train/checkpoint.hpp"
 #include "train/environment.hpp"
 #include "train/evaluation.hpp"
+#include "train/heartbeat.hpp"
 #include "train/models.hpp"
 #include "train/progress.hpp"
 #include "train/step.hpp"
@@ -228,6 +229,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
   SignalScope signals;
   store::MetricLogger log(store, run_id);
   TrialPruner pruner(store, run_id);
+  Heartbeat heartbeat(store.path(), run_id);
+  heartbeat.set_step(state.step);
   Progress progress(options.progress, total_steps, ipe, state.step, e.batch_size);
   const fs::path ckpt_path = checkpoint_path(e, run_id);
   auto checkpoint = [&](int64_t epoch, int64_t batch_in_epoch) {
@@ -246,7 +249,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
     const int64_t start_step = state.step;
     double window_start = now_seconds();
     int64_t window_images = 0;
-    double last_heartbeat = now_seconds();
+    double last_flush = now_seconds();
     std::string stop_reason;
     store::RunStatus stop_status = store::RunStatus::killed;
     // Periodic evaluations of the target encoder. The last step is evaluated once: by at_end when
@@ -326,10 +329,10 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
         }
         if (!stop_reason.empty()) break;
         progress.update(state.step, epoch, loss_value, r.lr, now_seconds());
-        if (now_seconds() - last_heartbeat > 10.0) {
+        heartbeat.set_step(state.step);
+        if (now_seconds() - last_flush > 10.0) {
           log.flush();
-          store.heartbeat(run_id, state.step);
-          last_heartbeat = now_seconds();
+          last_flush = now_seconds();
         }
         // Before the checkpoint: evaluations recorded at a step belong to the checkpoint of that
         // step, so a resume from an earlier one drops them and never finds a step without them.

@@ -6,6 +6,7 @@
 #include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -112,6 +113,30 @@ TEST_F(ResultsCli, RunsFiltersSortsAndShowsFailureReasons) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("no results database"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_.path() / "none.db"));
+}
+
+TEST_F(ResultsCli, RunsMarksARunWhoseHeartbeatStoppedAsKilled) {
+  {
+    Store store(db_);
+    const int64_t alive = store.create_run("alive", "{}", "x.toml", 0);
+    const int64_t dead = store.create_run("dead", "{}", "x.toml", 0);
+    EXPECT_EQ(alive + 1, dead);
+  }
+  {
+    // The dead run's last heartbeat was long ago (its process and machine went away).
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE runs SET heartbeat_at = '2020-01-01T00:00:00.000Z' WHERE name = 'dead'", nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  const auto r = run_jepa("runs --where \"name = alive or name = dead\" " + db());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("no heartbeat since 2020-01-01T00:00:00.000Z"), std::string::npos) << r.out;
+  Store store(db_);
+  EXPECT_EQ(store.find_run("dead")->status, RunStatus::killed);
+  EXPECT_EQ(store.find_run("alive")->status, RunStatus::running);
 }
 
 TEST_F(ResultsCli, ShowPrintsEverythingAboutARun) {
