@@ -11,7 +11,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libssl-dev
   libpng-dev libturbojpeg0-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  gnuplot-nox
+  gnuplot-nox bc                                     # plots (jepa plot); bench/sweep_bench.sh
   dataset-fashion-mnist
 )
 
