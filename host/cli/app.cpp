@@ -48,6 +48,8 @@ int run_cli(int argc, char** argv, bool full) {
   app.footer(
       "Examples:\n"
       "  jepa run experiments/quickstart.toml  train I-JEPA on Fashion-MNIST, probe it, record it in results/jepa.db\n"
+      "  jepa sweep experiments/sweep_quickstart.toml\n"
+      "                                        a hyper-parameter sweep, one process per trial, resumable\n"
       "  jepa runs                             list recorded runs with their parameters and metrics\n"
       "  jepa compare --sweep S                compare a sweep's variants, seeds grouped, with 95% CIs\n"
       "  jepa plot 1 2 --metric train/loss     overlay training curves (PNG/SVG)\n"
