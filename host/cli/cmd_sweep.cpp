@@ -14,6 +14,9 @@
 namespace jepa::cli {
 namespace {
 
+// The shell's status for "stopped by Ctrl-C": the sweep is recorded and can be resumed.
+constexpr int kInterrupted = 130;
+
 struct SweepOptions {
   std::string file;
   std::string db = "results/jepa.db";
@@ -36,9 +39,11 @@ int run_sweep(const GlobalOptions& global, const SweepOptions& o) {
     ro.plugin_paths = global.plugin_paths;
     if (!o.resume.empty()) {
       if (!o.file.empty()) throw UsageError("--resume finishes a recorded sweep: give no FILE");
+      if (!std::filesystem::exists(o.db)) {
+        throw UsageError(fmt::format("no results database at {} (pass the sweep's --db)", o.db));
+      }
       store::Store store(o.db);
-      sweep::resume_sweep(o.resume, store, ro);
-      return 0;
+      return sweep::resume_sweep(o.resume, store, ro) ? 0 : kInterrupted;
     }
     if (o.file.empty()) throw UsageError("jepa sweep needs a sweep FILE (or --resume SWEEP)");
     const loader::Registry reg = discover_plugins(global);
@@ -47,8 +52,7 @@ int run_sweep(const GlobalOptions& global, const SweepOptions& o) {
       fmt::print("dry run ok: every trial is valid\n");
       return 0;
     }
-    sweep::start_sweep(o.file, reg, ro);
-    return 0;
+    return sweep::start_sweep(o.file, reg, ro) ? 0 : kInterrupted;
   } catch (const sweep::SweepError& e) {
     throw UsageError(e.what());
   }

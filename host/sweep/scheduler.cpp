@@ -126,7 +126,8 @@ class Runner {
     tty_ = options.progress && ::isatty(STDERR_FILENO);
   }
 
-  void run() {
+  // True when the sweep finished; false when it was interrupted (Ctrl-C, SIGTERM).
+  bool run() {
     StopSignals signals;
     reconcile();
     std::deque<int64_t> queue;
@@ -163,6 +164,7 @@ class Runner {
                sweep_id_, c.completed, c.pruned, c.failed, c.killed, total_,
                interrupted ? fmt::format("; resume with: jepa sweep --resume {}", name_) : "");
     if (!interrupted) fmt::print(stderr, "compare them: jepa compare --sweep {}\n", name_);
+    return !interrupted;
   }
 
  private:
@@ -285,7 +287,14 @@ class Runner {
     const auto& t = trials.at(static_cast<size_t>(r.index));
     const std::string why =
         fmt::format("trial process {}; log {}: {}", describe_exit(status), r.log.string(), log_tail(r.log));
-    if (!t.run_id) {
+    if (stopping_ && (!t.run_id || t.status == store::RunStatus::running)) {
+      // Stopped by us before it could record anything itself: not a failure. It stays pending,
+      // or KILLED, and resuming runs it (from step 0 when it had no checkpoint yet).
+      if (t.run_id) {
+        store_.finish_run(*t.run_id, store::RunStatus::killed,
+                          fmt::format("stopped by the sweep host during start-up ({})", describe_exit(status)));
+      }
+    } else if (!t.run_id) {
       // It died before its run existed (a plugin or config error at start-up): a FAILED row
       // still tells the story.
       std::vector<std::string> overrides;
@@ -485,7 +494,7 @@ void describe_sweep(const fs::path& file, const loader::Registry& registry) {
   }
 }
 
-int64_t start_sweep(const fs::path& file, const loader::Registry& registry, const SweepRunOptions& options) {
+bool start_sweep(const fs::path& file, const loader::Registry& registry, const SweepRunOptions& options) {
   const SweepSpec spec = load_sweep_spec(file);
   const auto trials = validated_trials(spec, registry);
   // Opened only once every trial is valid: a rejected sweep leaves no database behind.
@@ -511,16 +520,14 @@ int64_t start_sweep(const fs::path& file, const loader::Registry& registry, cons
   std::vector<std::pair<int64_t, std::string>> rows;
   for (const auto& t : trials) rows.emplace_back(t.index, nlohmann::json(t.overrides).dump());
   store.add_sweep_trials(id, rows);
-  Runner(store, id, spec_json, options).run();
-  return id;
+  return Runner(store, id, spec_json, options).run();
 }
 
-int64_t resume_sweep(const std::string& name, store::Store& store, const SweepRunOptions& options) {
+bool resume_sweep(const std::string& name, store::Store& store, const SweepRunOptions& options) {
   const auto sweep = store.find_sweep(name);
   if (!sweep) throw SweepError(fmt::format("no sweep '{}' in {}", name, store.path().string()));
   const auto spec_json = nlohmann::json::parse(sweep->spec_json);
-  Runner(store, sweep->id, spec_json, options).run();
-  return sweep->id;
+  return Runner(store, sweep->id, spec_json, options).run();
 }
 
 }  // namespace jepa::sweep

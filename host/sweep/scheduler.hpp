@@ -33,12 +33,11 @@ struct SweepRunOptions {
 };
 
 // Validates every trial against the plugins (ConfigError naming the trial), records the sweep
-// and its trials, and runs them. Returns the sweep id.
-int64_t start_sweep(const std::filesystem::path& file, const loader::Registry& registry,
-                    const SweepRunOptions& options);
+// and its trials, and runs them. Returns false when it was interrupted (resume it later).
+bool start_sweep(const std::filesystem::path& file, const loader::Registry& registry, const SweepRunOptions& options);
 
-// Finishes a recorded sweep (by name or id).
-int64_t resume_sweep(const std::string& sweep, store::Store& store, const SweepRunOptions& options);
+// Finishes a recorded sweep (by name or id); false when interrupted again.
+bool resume_sweep(const std::string& sweep, store::Store& store, const SweepRunOptions& options);
 
 // `jepa sweep --dry-run`: the trials, validated, and the slots; records nothing.
 void describe_sweep(const std::filesystem::path& file, const loader::Registry& registry);

@@ -32,6 +32,8 @@ namespace {
 std::atomic<int> g_signal{0};
 extern "C" void on_signal(int sig) {
   g_signal.store(sig);
+  // A second Ctrl-C ends the process at once, for whoever cannot wait for the step to finish.
+  std::signal(sig, SIG_DFL);
 }
 
 // Installs SIGINT/SIGTERM handlers for the duration of a run: the loop finishes its step,
@@ -159,6 +161,9 @@ void describe_experiment(const Experiment& e) {
 }
 
 TrainOutcome run_experiment(const Experiment& e, store::Store& store, const TrainOptions& options) {
+  // From the start, so that a SIGTERM during set-up (a sweep host stopping) ends in a checkpoint
+  // and a KILLED run at the first step rather than a dead process.
+  SignalScope signals;
   set_threads(e.threads);
   const torch::Device device = pick_device(e.device);
   torch::manual_seed(e.seed);
@@ -226,7 +231,6 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
 
   TrainOutcome out;
   out.run_id = run_id;
-  SignalScope signals;
   store::MetricLogger log(store, run_id);
   TrialPruner pruner(store, run_id);
   Heartbeat heartbeat(store.path(), run_id);

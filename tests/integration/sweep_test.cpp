@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -285,6 +286,41 @@ seeds = [0, 1]
   std::string integrity;
   store.query("PRAGMA integrity_check", {}, [&](const jepa::store::Row& row) { integrity = row.text(0); });
   EXPECT_EQ(integrity, "ok");
+}
+
+TEST_F(Sweep, CtrlCStopsTrialsWithCheckpointsExitsInterruptedAndResumes) {
+  // Long enough trials that the interruption lands while they train.
+  const auto file =
+      write("stop.toml", "[sweep]\nseeds = [0, 1, 2, 3]\n[sweep.params]\n\"optimization.max_steps\" = [400]\n");
+  const fs::path log = dir_.path() / "host.log";
+  const pid_t pid = spawn_jepa({"sweep", file.string(), "--db", db_.string()}, log);
+  // Wait until a trial has a run, then interrupt the host alone, as a terminal's Ctrl-C would.
+  bool running = false;
+  for (int i = 0; i < 600 && !running; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (fs::exists(db_)) {
+      for (const auto& [index, row] : trials("stop")) running = running || row.run != 0;
+    }
+  }
+  ASSERT_TRUE(running) << jepa_test::slurp(log);
+  ::kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << jepa_test::slurp(log);
+  const auto t = trials("stop");
+  const bool all_done = std::all_of(t.begin(), t.end(), [](const auto& kv) { return kv.second.status == "COMPLETED"; });
+  if (!all_done) {
+    EXPECT_EQ(WEXITSTATUS(status), 130) << jepa_test::slurp(log);
+    EXPECT_NE(jepa_test::slurp(log).find("jepa sweep --resume stop"), std::string::npos);
+    for (const auto& [i, row] : t) {
+      EXPECT_TRUE(row.status.empty() || row.status == "COMPLETED" || row.status == "KILLED")
+          << "trial " << i << ": " << row.status << " " << row.reason;
+    }
+  }
+  const auto r = run_jepa("sweep --resume stop " + db());
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const auto& [i, row] : trials("stop")) EXPECT_EQ(row.status, "COMPLETED") << "trial " << i;
+  EXPECT_FALSE(all_done) << "the interruption came too late to test anything";
 }
 
 }  // namespace
