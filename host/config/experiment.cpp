@@ -51,7 +51,9 @@
 //
 //   [checkpoint]
 //   every = 0                  # steps; 0 = only at the end
-//   dir = "results/runs"       # each run writes <dir>/<run id>/
+//   dir = ""                   # each run writes <dir>/<run id>/; "" = runs/ next to the
+//                              # results database (results/runs with the default --db), so
+//                              # runs of different databases never share a folder
 //
 //   [logging]
 //   every = 10                 # steps between metric rows, >= 1
@@ -298,7 +300,8 @@ const std::vector<HostSection>& host_sections() {
           key("ema", &E::ema, "target-encoder momentum, start and end").length(2).range(0, 1)}});
     s.push_back({"checkpoint",
                  {key("every", &E::checkpoint_every, "steps between checkpoints; 0 = only at the end").at_least(0),
-                  key("dir", &E::checkpoint_dir, "each run writes <dir>/<run id>/")}});
+                  key("dir", &E::checkpoint_dir,
+                      "each run writes <dir>/<run id>/; \"\" = runs/ next to the results database")}});
     s.push_back({"logging", {key("every", &E::log_every, "steps between metric rows").at_least(1)}});
     return s;
   }();

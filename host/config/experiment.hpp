@@ -90,8 +90,8 @@ struct Experiment {
   std::array<double, 2> ema{0.996, 1.0};
 
   // [checkpoint]
-  int64_t checkpoint_every = 0;                 // steps; 0 = only at the end
-  std::string checkpoint_dir = "results/runs";  // each run writes <dir>/<run id>/...
+  int64_t checkpoint_every = 0;  // steps; 0 = only at the end
+  std::string checkpoint_dir;    // each run writes <dir>/<run id>/...; "" = runs/ beside the database
 
   // [logging]
   int64_t log_every = 10;  // steps between metric rows

@@ -53,7 +53,7 @@ void save_checkpoint(const fs::path& path, const CheckpointState& s, sdk::Encode
   sub("target_encoder", [&](auto& a) { target.save(a); });
   sub("predictor", [&](auto& a) { predictor.save(a); });
   sub("optimizer", [&](auto& a) { optimizer.save(a); });
-  const fs::path tmp = path.string() + ".tmp";
+  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
   try {
     out.save_to(tmp.string());
   } catch (const std::exception& e) {
@@ -127,7 +127,7 @@ void export_weights(const fs::path& path, sdk::Encoder& encoder, sdk::Encoder& t
       {"lr", PyValue{lr}},
   }};
   if (!path.parent_path().empty()) fs::create_directories(path.parent_path());
-  const fs::path tmp = path.string() + ".tmp";
+  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
   try {
     write_torch_file(tmp, top);
   } catch (const std::exception& e) {

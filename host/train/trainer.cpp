@@ -111,8 +111,12 @@ std::vector<store::PluginRecord> plugin_records(const Experiment& e) {
   return out;
 }
 
-fs::path checkpoint_path(const Experiment& e, int64_t run_id) {
-  return fs::absolute(fs::path(e.checkpoint_dir) / std::to_string(run_id) / "checkpoint.pt");
+// Run ids are per database: by default checkpoints live beside the database they belong to.
+fs::path checkpoint_path(const Experiment& e, const store::Store& store, int64_t run_id) {
+  const fs::path dir = e.checkpoint_dir.empty()
+                           ? (store.path().has_parent_path() ? store.path().parent_path() : fs::path(".")) / "runs"
+                           : fs::path(e.checkpoint_dir);
+  return fs::absolute(dir / std::to_string(run_id) / "checkpoint.pt");
 }
 
 double now_seconds() {
@@ -236,7 +240,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
   Heartbeat heartbeat(store.path(), run_id);
   heartbeat.set_step(state.step);
   Progress progress(options.progress, total_steps, ipe, state.step, e.batch_size);
-  const fs::path ckpt_path = checkpoint_path(e, run_id);
+  const fs::path ckpt_path = checkpoint_path(e, store, run_id);
   auto checkpoint = [&](int64_t epoch, int64_t batch_in_epoch) {
     state.epoch = epoch;
     state.batch_in_epoch = batch_in_epoch;

@@ -130,7 +130,7 @@ TEST_F(ExperimentTest, MinimalFileFillsEveryDefault) {
   EXPECT_EQ(e.crop_scale, d.crop_scale);
   EXPECT_DOUBLE_EQ(e.lr, 1e-3);
   EXPECT_EQ(e.ema, d.ema);
-  EXPECT_EQ(e.checkpoint_dir, "results/runs");
+  EXPECT_EQ(e.checkpoint_dir, "");  // runs/ next to the results database
   EXPECT_EQ(e.log_every, 10);
   EXPECT_TRUE(e.evaluators.empty());
 
