@@ -524,7 +524,7 @@ std::vector<SweepTrialRecord> Store::sweep_trials(int64_t sweep) const {
   return with_retry(c, [&] {
     std::vector<SweepTrialRecord> out;
     Statement q(c,
-                "SELECT t.trial_index, t.overrides_json, t.run_id, t.pid, r.status, r.reason, r.heartbeat_at "
+                "SELECT t.trial_index, t.overrides_json, t.run_id, t.pid, r.status, r.reason "
                 "FROM sweep_trials t LEFT JOIN runs r ON r.id = t.run_id WHERE t.sweep_id = ? ORDER BY t.trial_index");
     q.bind(1, sweep);
     while (q.step()) {
@@ -535,7 +535,6 @@ std::vector<SweepTrialRecord> Store::sweep_trials(int64_t sweep) const {
       t.pid = q.optional_int64(3);
       if (!q.is_null(4)) t.status = status_from_name(q.text(4));
       t.reason = q.text(5);
-      t.heartbeat_at = q.text(6);
       out.push_back(std::move(t));
     }
     return out;
@@ -850,9 +849,6 @@ std::optional<ArtifactRecord> Store::latest_artifact(int64_t run, const std::str
   });
 }
 
-int Row::columns() const {
-  return sqlite3_column_count(stmt_);
-}
 bool Row::is_null(int col) const {
   return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
 }

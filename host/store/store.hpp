@@ -57,7 +57,6 @@ struct SweepTrialRecord {
   std::optional<int64_t> pid;       // the process running it, while the sweep host knows one
   std::optional<RunStatus> status;  // of its run; none before it started
   std::string reason;
-  std::string heartbeat_at;
 };
 
 struct MetricPoint {
@@ -110,7 +109,6 @@ using SqlValue = std::variant<std::monostate, int64_t, double, std::string>;
 class Row {
  public:
   explicit Row(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  int columns() const;
   bool is_null(int col) const;
   int64_t int64(int col) const;
   double real(int col) const;  // NaN for NULL

@@ -1,6 +1,7 @@
 #include "sweep/scheduler.hpp"
 
 #include "config/experiment.hpp"
+#include "config/params.hpp"
 #include "sweep/spec_json.hpp"
 
 #include <fmt/format.h>
@@ -107,16 +108,11 @@ struct Running {
 class Runner {
  public:
   Runner(store::Store& store, int64_t sweep_id, const nlohmann::json& spec_json, const SweepRunOptions& options)
-      : store_(store), sweep_id_(sweep_id), spec_json_(spec_json), options_(options) {
-    SweepSpec s;
-    s.devices = spec_json.value("devices", s.devices);
-    s.gpus_per_trial = spec_json.value("gpus_per_trial", s.gpus_per_trial);
-    s.trials_per_gpu = spec_json.value("trials_per_gpu", s.trials_per_gpu);
-    s.threads_per_trial = spec_json.value("threads_per_trial", s.threads_per_trial);
-    s.max_parallel = spec_json.value("max_parallel", s.max_parallel);
-    name_ = spec_json.value("name", std::string("sweep"));
+      : store_(store), sweep_id_(sweep_id), options_(options) {
+    const SweepSpec s = spec_from_json(spec_json);
+    name_ = s.name;
     experiment_ = spec_json.value("experiment", std::string());
-    pruning_ = pruning_from_json(spec_json);
+    pruning_ = s.pruning;
     const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
     slots_ = plan_slots(s, gpus, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     busy_.assign(slots_.size(), false);
@@ -297,16 +293,10 @@ class Runner {
     } else if (!t.run_id) {
       // It died before its run existed (a plugin or config error at start-up): a FAILED row
       // still tells the story.
-      std::vector<std::string> overrides;
-      for (const auto& o : nlohmann::json::parse(t.overrides_json)) overrides.push_back(o.get<std::string>());
       std::map<std::string, std::string> params;
-      int64_t seed = 0;
-      for (const auto& o : overrides) {
-        const auto eq = o.find('=');
-        if (eq == std::string::npos) continue;
-        params[o.substr(0, eq)] = o.substr(eq + 1);
-        if (o.substr(0, eq) == "run.seed") seed = std::stoll(o.substr(eq + 1));
-      }
+      for (const auto& o : nlohmann::json::parse(t.overrides_json))
+        params.insert(config::split_assignment(o.get<std::string>()));
+      const int64_t seed = params.count("run.seed") ? std::stoll(params.at("run.seed")) : 0;
       const int64_t run =
           store_.create_run(fmt::format("{}-t{:03}", name_, r.index), "{}", experiment_, static_cast<uint64_t>(seed),
                             std::nullopt, store::TrialRef{sweep_id_, r.index});
@@ -396,7 +386,6 @@ class Runner {
 
   store::Store& store_;
   int64_t sweep_id_;
-  nlohmann::json spec_json_;
   SweepRunOptions options_;
   std::string name_;
   std::string experiment_;

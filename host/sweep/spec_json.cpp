@@ -41,6 +41,22 @@ nlohmann::json spec_to_json(const SweepSpec& s) {
             {"reduction", p.reduction}}}};
 }
 
+SweepSpec spec_from_json(const nlohmann::json& j) {
+  SweepSpec s;
+  s.name = j.value("name", std::string("sweep"));
+  s.method = j.value("method", s.method);
+  s.trials = j.value("trials", s.trials);
+  s.sample_seed = j.value("sample_seed", s.sample_seed);
+  s.seeds = j.value("seeds", s.seeds);
+  s.devices = j.value("devices", s.devices);
+  s.gpus_per_trial = j.value("gpus_per_trial", s.gpus_per_trial);
+  s.trials_per_gpu = j.value("trials_per_gpu", s.trials_per_gpu);
+  s.threads_per_trial = j.value("threads_per_trial", s.threads_per_trial);
+  s.max_parallel = j.value("max_parallel", s.max_parallel);
+  s.pruning = pruning_from_json(j);
+  return s;
+}
+
 PruningSpec pruning_from_json(const nlohmann::json& spec_json) {
   PruningSpec p;
   if (!spec_json.is_object() || !spec_json.contains("pruning")) return p;
