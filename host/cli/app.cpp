@@ -41,6 +41,7 @@ int run_cli(int argc, char** argv, bool full) {
   app.set_version_flag("--version", "jepa 0.1.0 (plugin SDK ABI " + std::to_string(JEPA_ABI_MAJOR) + "." +
                                         std::to_string(JEPA_ABI_MINOR) + ")");
   GlobalOptions global;
+  global.argv.assign(argv, argv + argc);
   app.add_option("--plugin-path", global.plugin_paths,
                  "Extra folder to load plugins from (repeatable); $JEPA_PLUGIN_PATH (colon-separated) "
                  "and the build's plugins/ folder are always searched")

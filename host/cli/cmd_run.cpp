@@ -1,6 +1,9 @@
 // `jepa run`, `jepa export`: train an experiment, continue a run, export a run's weights.
 #include "cli/commands.hpp"
 #include "config/experiment.hpp"
+#include "dist/env.hpp"
+#include "dist/group.hpp"
+#include "dist/launcher.hpp"
 #include "loader/registry.hpp"
 #include "store/store.hpp"
 #include "train/trainer.hpp"
@@ -25,6 +28,7 @@ struct RunOptions {
   bool no_eval = false;
   std::string sweep_trial;  // "SWEEP:INDEX", set by `jepa sweep` for the trials it starts
   bool trial_resume = false;
+  int nproc = 1;
 };
 
 std::optional<store::TrialRef> parse_trial(const std::string& text) {
@@ -44,8 +48,9 @@ int64_t resolve_run(store::Store& store, const std::string& id_or_name) {
   return run->id;
 }
 
-int run_run(const GlobalOptions& global, const RunOptions& o) {
-  const loader::Registry reg = discover_plugins(global);
+// The experiment of `jepa run`: from FILE and --set, or a stored run's config for --resume
+// (which must exist and not be COMPLETED).
+config::Experiment experiment_of(const RunOptions& o, const loader::Registry& reg, int64_t* resume_id) {
   if (!o.resume.empty()) {
     if (!o.file.empty()) throw UsageError("--resume continues a stored run with its stored config: give no FILE");
     if (!o.set.empty()) throw UsageError("--resume takes no --set: a resumed run keeps its stored config");
@@ -55,34 +60,142 @@ int run_run(const GlobalOptions& global, const RunOptions& o) {
     if (run->status == store::RunStatus::completed) {
       throw UsageError(fmt::format("run {} ({}) is already COMPLETED", id, run->name));
     }
-    const auto experiment = config::experiment_from_json(nlohmann::json::parse(run->config_json), reg);
-    train::TrainOptions t;
-    t.resume_run = id;
-    t.restart_without_checkpoint = o.trial_resume;
-    t.stop_after = o.stop_after;
-    t.skip_evaluation = o.no_eval;
-    const auto out = train::run_experiment(experiment, store, t);
-    fmt::print("run {}: {}{}\n", out.run_id, store::status_name(out.status),
-               out.reason.empty() ? "" : " - " + out.reason);
-    return out.status == store::RunStatus::failed ? 1 : 0;
+    if (resume_id != nullptr) *resume_id = id;
+    return config::experiment_from_json(nlohmann::json::parse(run->config_json), reg);
   }
   if (o.file.empty()) throw UsageError("jepa run needs an experiment FILE (or --resume RUN)");
-  const auto experiment = config::load_experiment(o.file, o.set, reg);
+  return config::load_experiment(o.file, o.set, reg);
+}
+
+train::TrainOptions train_options(const RunOptions& o, std::optional<int64_t> resume_id) {
   train::TrainOptions t;
+  t.resume_run = resume_id;
+  t.restart_without_checkpoint = o.trial_resume;
   t.stop_after = o.stop_after;
   t.skip_evaluation = o.no_eval;
-  t.trial = parse_trial(o.sweep_trial);
+  if (!resume_id) t.trial = parse_trial(o.sweep_trial);
+  return t;
+}
+
+int report(const RunOptions& o, const std::string& name, const train::TrainOutcome& out) {
+  if (o.resume.empty()) {
+    fmt::print("run {} ({}): {}{}\n", out.run_id, name, store::status_name(out.status),
+               out.reason.empty() ? "" : " - " + out.reason);
+    fmt::print("results in {}: sqlite3 {} \"select * from runs where id = {}\"\n", o.db, o.db, out.run_id);
+  } else {
+    fmt::print("run {}: {}{}\n", out.run_id, store::status_name(out.status),
+               out.reason.empty() ? "" : " - " + out.reason);
+  }
+  return out.status == store::RunStatus::failed ? 1 : 0;
+}
+
+// `--nproc N`: the same command line for each rank, without --nproc.
+std::vector<std::string> rank_command_line(const std::vector<std::string>& argv) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::vector<std::string> out{ec ? argv.at(0) : self.string()};
+  for (size_t i = 1; i < argv.size(); ++i) {
+    if (argv[i] == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (argv[i].rfind("--nproc=", 0) == 0) continue;
+    out.push_back(argv[i]);
+  }
+  return out;
+}
+
+int launch_ranks(const GlobalOptions& global, const RunOptions& o, const loader::Registry& reg) {
+  // Checked once here, before any rank starts: a bad experiment is one error, not N.
+  const auto experiment = experiment_of(o, reg, nullptr);
   if (o.dry_run) {
+    train::describe_experiment(experiment);
+    fmt::print("dry run ok: the experiment is valid and its models build ({} ranks of batch {})\n", o.nproc,
+               experiment.batch_size);
+    return 0;
+  }
+  dist::LaunchOptions l;
+  l.nproc = o.nproc;
+  l.rank_args = rank_command_line(global.argv);
+  l.db = o.db;
+  l.grace = std::chrono::milliseconds(static_cast<int64_t>((experiment.dist_timeout + 30.0) * 1000.0));
+  l.threads_per_rank = experiment.threads;
+  return dist::launch_local(l);
+}
+
+// One rank of a torchrun, SLURM or `--nproc` job. Rank 0 reads the experiment and the database
+// and sends the resolved config to the others, so every rank trains exactly the same thing.
+int run_as_rank(const RunOptions& o, const loader::Registry& reg, const dist::DistEnv& env) {
+  if (o.dry_run) {
+    if (env.rank != 0) return 0;
+    train::describe_experiment(experiment_of(o, reg, nullptr));
+    fmt::print("dry run ok: the experiment is valid and its models build (rank 0 of {})\n", env.world_size);
+    return 0;
+  }
+  dist::Group group(env, dist::GroupOptions{});
+  train::TrainOptions t;
+  std::unique_ptr<store::Store> store;
+  std::optional<config::Experiment> experiment;
+  if (group.leader()) {
+    try {
+      int64_t resume_id = 0;
+      experiment.emplace(experiment_of(o, reg, &resume_id));
+      t = train_options(o, o.resume.empty() ? std::nullopt : std::optional<int64_t>(resume_id));
+      store = std::make_unique<store::Store>(o.db);
+      group.publish("setup", nlohmann::json{{"config", experiment->resolved}}.dump());
+    } catch (const std::exception& ex) {
+      group.publish("setup", nlohmann::json{{"error", ex.what()}}.dump());
+      throw;
+    }
+  } else {
+    const auto setup = nlohmann::json::parse(group.fetch("setup", group.options().timeout));
+    if (setup.contains("error")) {
+      fmt::print(stderr, "rank {}: rank 0 could not set up the run\n", env.rank);
+      return 1;
+    }
+    experiment.emplace(config::experiment_from_json(setup["config"], reg));
+    t = train_options(o, std::nullopt);
+    t.progress = false;
+  }
+  t.group = &group;
+  const auto out = train::run_experiment(*experiment, store.get(), t);
+  if (!group.leader()) {
+    if (out.status == store::RunStatus::failed) fmt::print(stderr, "rank {}: {}\n", env.rank, out.reason);
+    return out.status == store::RunStatus::failed ? 1 : 0;
+  }
+  return report(o, experiment->name, out);
+}
+
+int run_run(const GlobalOptions& global, const RunOptions& o) {
+  const loader::Registry reg = discover_plugins(global);
+  std::optional<dist::DistEnv> env;
+  try {
+    env = dist::read_env();
+  } catch (const dist::EnvError& ex) {
+    throw UsageError(fmt::format("the distributed launch environment is incomplete: {}", ex.what()));
+  }
+  if (o.nproc > 1) {
+    if (env) {
+      throw UsageError(
+          fmt::format("--nproc starts its own ranks, but this process is already rank {} of {} (set "
+                      "by {}): leave --nproc out",
+                      env->rank, env->world_size, env->launcher));
+    }
+    return launch_ranks(global, o, reg);
+  }
+  if (env) return run_as_rank(o, reg, *env);
+
+  int64_t resume_id = 0;
+  const auto experiment = experiment_of(o, reg, &resume_id);
+  if (o.dry_run) {
+    if (!o.resume.empty()) throw UsageError("--dry-run checks an experiment FILE, not a stored run");
     train::describe_experiment(experiment);
     fmt::print("dry run ok: the experiment is valid and its models build\n");
     return 0;
   }
   store::Store store(o.db);
-  const auto out = train::run_experiment(experiment, store, t);
-  fmt::print("run {} ({}): {}{}\n", out.run_id, experiment.name, store::status_name(out.status),
-             out.reason.empty() ? "" : " - " + out.reason);
-  fmt::print("results in {}: sqlite3 {} \"select * from runs where id = {}\"\n", o.db, o.db, out.run_id);
-  return out.status == store::RunStatus::failed ? 1 : 0;
+  const auto t = train_options(o, o.resume.empty() ? std::nullopt : std::optional<int64_t>(resume_id));
+  return report(o, experiment.name, train::run_experiment(experiment, &store, t));
 }
 
 struct ExportOptions {
@@ -187,6 +300,11 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps; resume later")
       ->type_name("STEPS");
   sub->add_flag("--no-eval", o->no_eval, "Skip the evaluators at the end");
+  sub->add_option("--nproc", o->nproc,
+                  "Data-parallel ranks on this machine (c10d: NCCL on GPUs, Gloo on CPU); batch_size is per rank. "
+                  "Under torchrun or srun leave it out: the ranks join the job from the environment")
+      ->check(CLI::Range(1, 1024))
+      ->type_name("N");
   // Set by `jepa sweep` for the trials it starts; not for people.
   sub->add_option("--sweep-trial", o->sweep_trial)->group("");
   sub->add_flag("--trial-resume", o->trial_resume)->group("");
@@ -196,8 +314,12 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
       "  jepa run experiments/quickstart.toml --set optimization.epochs=2 --set masking.params.npred=2\n"
       "  jepa run experiments/ijepa_vith14_in1k.toml --dry-run\n"
       "  jepa run --resume 3\n"
+      "  jepa run experiments/quickstart.toml --nproc 2     # 2 ranks (Gloo on CPU), batch 64 each\n"
+      "  torchrun --nproc-per-node 8 --nnodes 2 ... jepa-engine run FILE   # multi-node: each rank joins\n"
+      "  srun --ntasks 16 jepa-engine run FILE                              # (RANK/WORLD_SIZE or SLURM_*)\n"
       "Ctrl-C stops after the current step, writes a checkpoint and records the run as KILLED;\n"
-      "`jepa run --resume RUN` continues it exactly.");
+      "`jepa run --resume RUN` continues it exactly (with the same --nproc). A rank that dies or\n"
+      "hangs longer than [distributed] timeout ends the run as FAILED, naming the rank.");
   return {sub, [&global, o] { return run_run(global, *o); }};
 }
 

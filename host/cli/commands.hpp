@@ -24,6 +24,7 @@ struct UsageError : std::runtime_error {
 
 struct GlobalOptions {
   std::vector<std::string> plugin_paths;
+  std::vector<std::string> argv;  // the command line as given (jepa run --nproc repeats it for each rank)
 };
 
 struct Command {

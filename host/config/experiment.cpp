@@ -58,6 +58,16 @@
 //   [logging]
 //   every = 10                 # steps between metric rows, >= 1
 //
+//   [distributed]              # when a run has several ranks (jepa run --nproc N, torchrun, SLURM);
+//                              # data.batch_size is per rank, as upstream's
+//   backend = "auto"           # auto (NCCL on CUDA when LibTorch has it, else Gloo) | gloo | nccl
+//   masks = "per_rank"         # per_rank: each rank samples its own batch's masks (seed mixed with
+//                              #   the rank; upstream); global: every rank takes its images' masks
+//                              #   from one draw for the whole global batch, so N ranks x b give the
+//                              #   same steps as one process with N*b
+//   timeout = 300              # seconds a collective waits for the others before the run FAILS
+//   leader_timeout = 3600      # seconds the others wait for rank 0's evaluations and checkpoints
+//
 //   [[evaluation]]             # any number of these, run in order
 //   evaluator = "linear_probe" # required: an evaluator plugin id
 //   every = 0                  # steps between evaluations during training (target encoder, eval
@@ -303,6 +313,17 @@ const std::vector<HostSection>& host_sections() {
                   key("dir", &E::checkpoint_dir,
                       "each run writes <dir>/<run id>/; \"\" = runs/ next to the results database")}});
     s.push_back({"logging", {key("every", &E::log_every, "steps between metric rows").at_least(1)}});
+    s.push_back(
+        {"distributed",
+         {key("backend", &E::dist_backend, "auto (NCCL on CUDA when built with it, else Gloo), gloo or nccl")
+              .one_of({"auto", "gloo", "nccl"}),
+          key("masks", &E::dist_masks,
+              "per_rank (each rank draws its own, as upstream) or global (one draw for the global batch)")
+              .one_of({"per_rank", "global"}),
+          key("timeout", &E::dist_timeout, "seconds a collective waits for the other ranks").above(0),
+          key("leader_timeout", &E::dist_leader_timeout,
+              "seconds the other ranks wait for rank 0's evaluations and checkpoints")
+              .above(0)}});
     return s;
   }();
   return sections;

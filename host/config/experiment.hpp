@@ -96,6 +96,12 @@ struct Experiment {
   // [logging]
   int64_t log_every = 10;  // steps between metric rows
 
+  // [distributed]: used when the run has several ranks (jepa run --nproc, torchrun, SLURM)
+  std::string dist_backend = "auto";  // auto (NCCL on CUDA when built with it, else Gloo) | gloo | nccl
+  std::string dist_masks = "per_rank";  // per_rank (upstream) | global (as one process with the whole batch)
+  double dist_timeout = 300;            // seconds a collective waits for the other ranks
+  double dist_leader_timeout = 3600;    // seconds the others wait for rank 0's evaluations and checkpoints
+
   // [[evaluation]] evaluator = "<id>", every, at_end, stop_when, plus its parameters inline
   std::vector<EvaluationChoice> evaluators;
 

@@ -215,6 +215,7 @@ class Runner {
                                fmt::format("{}:{}", sweep_id_, index)});
     }
     args.insert(args.end(), {"--db", options_.db.string()});
+    if (s.ranks > 1) args.insert(args.end(), {"--nproc", std::to_string(s.ranks)});
     for (const auto& p : options_.plugin_paths) args.insert(args.end(), {"--plugin-path", p});
     const fs::path log = log_dir_ / fmt::format("trial-{:03}.log", index);
 
@@ -450,7 +451,7 @@ std::vector<Slot> plan_slots(const SweepSpec& spec, int visible_gpus, int cores)
       std::vector<std::string> ids;
       for (size_t k = g; k < g + per; ++k) ids.push_back(std::to_string(gpus[k]));
       for (int64_t share = 0; share < std::max<int64_t>(1, spec.trials_per_gpu); ++share) {
-        slots.push_back({join(ids, ","), threads, "gpu " + join(ids, ",")});
+        slots.push_back({join(ids, ","), threads, "gpu " + join(ids, ","), static_cast<int>(per)});
       }
     }
   }

@@ -19,6 +19,7 @@ struct Slot {
   std::string cuda_visible_devices;  // "" = CPU
   int threads = 1;
   std::string label;  // "gpu 0", "cpu 1"
+  int ranks = 1;      // gpus_per_trial > 1: one data-parallel rank per GPU (jepa run --nproc)
 };
 
 // devices "cpu": cores / threads_per_trial slots; "auto": the visible GPUs (else CPU);

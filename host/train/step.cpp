@@ -54,16 +54,50 @@ AutocastScope::~AutocastScope() {
 }
 
 TrainStep::TrainStep(Models& models, torch::optim::AdamW& optimizer, loader::MaskingStrategy& masking,
-                     const Schedules& schedules, uint64_t seed, torch::Device device)
+                     const Schedules& schedules, uint64_t seed, torch::Device device, DataParallel parallel)
     : m_(models),
       optimizer_(optimizer),
       masking_(masking),
       schedules_(schedules),
       seed_(seed),
       device_(device),
+      parallel_(parallel),
       grid_(models.encoder->patch_grid()) {
   for (auto& p : m_.target->parameters()) target_params_.push_back(p);
   for (auto& p : m_.encoder->parameters()) online_params_.push_back(p);
+  trained_params_ = online_params_;
+  for (auto& p : m_.predictor->parameters()) trained_params_.push_back(p);
+}
+
+sdk::MaskSample TrainStep::masks(int batch, int64_t it) {
+  const int gh = static_cast<int>(grid_[0]);
+  const int gw = static_cast<int>(grid_[1]);
+  const dist::Group* g = parallel_.group;
+  if (g == nullptr || g->size() == 1) return masking_.sample({gh, gw, batch, seed_, it});
+  if (!parallel_.global_masks) {
+    // Rank 0 keeps the seed, so its masks are those of a single process.
+    const uint64_t seed = seed_ ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(g->rank()));
+    return masking_.sample({gh, gw, batch, seed, it});
+  }
+  const int world = g->size();
+  const auto all = masking_.sample({gh, gw, batch * world, seed_, it});
+  sdk::MaskSample mine = all;
+  mine.batch_size = batch;
+  mine.context.clear();
+  mine.target.clear();
+  for (int b = 0; b < all.context_blocks; ++b) {
+    for (int i = 0; i < batch; ++i) {
+      const int64_t* row = all.context_row(b, g->rank() + world * i);
+      mine.context.insert(mine.context.end(), row, row + all.context_length);
+    }
+  }
+  for (int b = 0; b < all.target_blocks; ++b) {
+    for (int i = 0; i < batch; ++i) {
+      const int64_t* row = all.target_row(b, g->rank() + world * i);
+      mine.target.insert(mine.target.end(), row, row + all.target_length);
+    }
+  }
+  return mine;
 }
 
 StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it) {
@@ -74,7 +108,7 @@ StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it) {
   set_schedule(optimizer_, r.lr, r.weight_decay);
 
   const auto B = static_cast<int>(batch_images.size(0));
-  const auto s = masking_.sample({static_cast<int>(grid_[0]), static_cast<int>(grid_[1]), B, seed_, it});
+  const auto s = masks(B, it);
   r.context_length = s.context_length;
   r.target_length = s.target_length;
   const auto ctx = index_tensors(s.context, s.context_blocks, B, s.context_length, device_);
@@ -95,9 +129,12 @@ StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it) {
     loss = torch::nn::functional::smooth_l1_loss(z, h);
   }
   r.loss = loss.item<double>();
+  dist::Group* group = parallel_.group;
+  if (group != nullptr) r.loss = group->mean(r.loss, it + 1);  // NaN on one rank is NaN on all
   if (!std::isfinite(r.loss)) throw DivergedError(fmt::format("diverged at step {}", it + 1));
   optimizer_.zero_grad();
   loss.backward();
+  if (group != nullptr) group->average_gradients(trained_params_, it + 1);
   optimizer_.step();
 
   // EMA over all encoder parameters, after the optimizer step: target = m * target + (1 - m) * online.

@@ -2,6 +2,7 @@
 // benchmark so that what is measured is what trains.
 #pragma once
 
+#include "dist/group.hpp"
 #include "loader/masking_strategy.hpp"
 #include "train/models.hpp"
 #include "train/schedules.hpp"
@@ -27,14 +28,28 @@ struct StepResult {
   int target_length = 0;
 };
 
+// One rank's part in a data-parallel step.
+struct DataParallel {
+  dist::Group* group = nullptr;  // none: a single process
+  // false: this rank draws masks for its own batch with a seed mixed with its rank (upstream).
+  // true: every rank draws the global batch's masks (world x B) and keeps the rows of its images,
+  // which the loader deals out as DistributedSampler: image i of rank r is row r + world * i.
+  bool global_masks = false;
+};
+
 class TrainStep {
  public:
   TrainStep(Models& models, torch::optim::AdamW& optimizer, loader::MaskingStrategy& masking,
-            const Schedules& schedules, uint64_t seed, torch::Device device);
+            const Schedules& schedules, uint64_t seed, torch::Device device, DataParallel parallel = {});
 
   // images [B, C, H, W] on any device; `it` is the 0-based iteration. Throws DivergedError on a
-  // non-finite loss (before it touches the weights).
+  // non-finite loss (before it touches the weights). With several ranks the loss is the mean over
+  // ranks (so every rank takes the same decision) and gradients are averaged before the update;
+  // a peer that fails throws dist::PeerError.
   StepResult run(const torch::Tensor& images, int64_t it);
+
+  // The masks of this rank's batch of B images at iteration `it`.
+  sdk::MaskSample masks(int batch, int64_t it);
 
  private:
   Models& m_;
@@ -43,9 +58,11 @@ class TrainStep {
   const Schedules& schedules_;
   uint64_t seed_;
   torch::Device device_;
+  DataParallel parallel_;
   std::array<int64_t, 2> grid_;
   std::vector<torch::Tensor> target_params_;
   std::vector<torch::Tensor> online_params_;
+  std::vector<torch::Tensor> trained_params_;  // encoder and predictor: what the optimizer updates
 };
 
 // bf16 autocast over the forward passes and the loss on CUDA, as upstream; a no-op on CPU.

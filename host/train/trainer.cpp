@@ -1,5 +1,6 @@
 #include "train/trainer.hpp"
 
+#include "dist/group.hpp"
 #include "loader/masking_strategy.hpp"
 #include "train/checkpoint.hpp"
 #include "train/environment.hpp"
@@ -164,21 +165,46 @@ void describe_experiment(const Experiment& e) {
   }
 }
 
-TrainOutcome run_experiment(const Experiment& e, store::Store& store, const TrainOptions& options) {
+namespace {
+
+// Stop requests that every rank must agree on at the end of a step (bits of Group::any_flags).
+constexpr int64_t kStopSignal = 1;  // Ctrl-C or SIGTERM reached some rank
+constexpr int64_t kStopLeader = 2;  // rank 0 decided (pruned, stop rule, --stop-after)
+
+// What rank 0 tells the others before the first step: the run, and the checkpoint to start from.
+constexpr const char* kStartKey = "start";
+
+std::chrono::milliseconds to_ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
+}
+
+}  // namespace
+
+TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const TrainOptions& options) {
   // From the start, so that a SIGTERM during set-up (a sweep host stopping) ends in a checkpoint
   // and a KILLED run at the first step rather than a dead process.
   SignalScope signals;
-  set_threads(e.threads);
-  const torch::Device device = pick_device(e.device);
+  dist::Group* group = options.group;
+  const bool leader = group == nullptr || group->leader();
+  if (leader && store_ptr == nullptr) throw std::logic_error("run_experiment: rank 0 needs the results store");
+  const int world = group != nullptr ? group->size() : 1;
+  int threads = e.threads;
+  if (threads == 0 && group != nullptr) {
+    // Ranks on one machine share its cores.
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / group->env().local_world_size);
+  }
+  set_threads(threads);
+  torch::Device device = pick_device(e.device);
+  if (device.is_cuda() && group != nullptr) {
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(group->env().local_rank));
+  }
   torch::manual_seed(e.seed);
   if (device.is_cuda()) torch::cuda::manual_seed_all(e.seed);
 
   Models m = build_models(e, device);
-  const auto grid = m.encoder->patch_grid();
-
   auto train_source = open_split(e, data::Split::train);
   std::shared_ptr<const data::ImageSource> test_source;
-  if (!e.evaluators.empty()) test_source = open_split(e, data::Split::test);
+  if (!e.evaluators.empty() && leader) test_source = open_split(e, data::Split::test);
   check_shapes(e, m, train_source->channels(), device);
 
   data::LoaderOptions lopts;
@@ -186,10 +212,12 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
   lopts.seed = e.seed;
   lopts.workers = e.workers;
   lopts.limit = e.limit_train;
+  lopts.rank = group != nullptr ? group->rank() : 0;
+  lopts.world_size = world;
   const int64_t ipe = data::EpochLoader::batches_per_epoch(train_source->size(), lopts);
   if (ipe == 0) {
-    throw ConfigError(fmt::format("[data] batch_size = {} is larger than the {} training images", e.batch_size,
-                                  train_source->size()));
+    throw ConfigError(fmt::format("[data] batch_size = {} is larger than the {} training images{}", e.batch_size,
+                                  train_source->size(), world > 1 ? fmt::format(" per rank of {}", world) : ""));
   }
   ScheduleConfig sc;
   sc.iterations_per_epoch = ipe;
@@ -208,49 +236,126 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
 
   auto optimizer = make_optimizer(m, e.start_lr, e.weight_decay);
   loader::MaskingStrategy masking(*e.masking.component, e.masking.params);
+  if (group != nullptr) group->start(device, e.dist_backend, to_ms(e.dist_timeout));
 
-  // Record the run (or reopen the one being resumed) before the first step.
+  // A checkpoint written with another number of ranks would continue with another global batch,
+  // data order and schedule: refuse it.
+  auto check_world = [&](const CheckpointState& st, int64_t run) {
+    if (st.world_size != world) {
+      throw ConfigError(fmt::format(
+          "run {} was trained with {} rank{} and this launch has {}: resume it with the same number of ranks "
+          "(jepa run --resume {}{})",
+          run, st.world_size, st.world_size == 1 ? "" : "s", world, run,
+          st.world_size > 1 ? fmt::format(" --nproc {}", st.world_size) : ""));
+    }
+  };
+
+  // Record the run (or reopen the one being resumed) before the first step. Rank 0 decides and
+  // tells the others; whatever goes wrong on its side reaches them instead of a timeout.
   CheckpointState state;
   int64_t run_id = 0;
-  if (options.resume_run) {
-    run_id = *options.resume_run;
-    const auto ckpt = store.latest_artifact(run_id, "checkpoint");
-    if (ckpt) {
-      state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get());
-      store.reopen_run(run_id, state.step);
-      fmt::print(stderr, "resuming run {} from step {} ({})\n", run_id, state.step, ckpt->path);
-    } else if (options.restart_without_checkpoint) {
-      // A sweep trial interrupted before its first checkpoint: the same run starts over.
-      store.reopen_run(run_id, 0);
-      fmt::print(stderr, "run {} has no checkpoint yet: starting it over from step 0\n", run_id);
-    } else {
-      throw std::runtime_error(fmt::format("run {} has no checkpoint to resume from", run_id));
+  if (leader) {
+    store::Store& store = *store_ptr;
+    std::string start_from;
+    try {
+      if (options.resume_run) {
+        run_id = *options.resume_run;
+        const auto ckpt = store.latest_artifact(run_id, "checkpoint");
+        if (ckpt) {
+          state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get());
+          check_world(state, run_id);
+          store.reopen_run(run_id, state.step);
+          start_from = ckpt->path;
+          fmt::print(stderr, "resuming run {} from step {} ({})\n", run_id, state.step, ckpt->path);
+        } else if (options.restart_without_checkpoint) {
+          // A sweep trial interrupted before its first checkpoint: the same run starts over.
+          store.reopen_run(run_id, 0);
+          fmt::print(stderr, "run {} has no checkpoint yet: starting it over from step 0\n", run_id);
+        } else {
+          throw std::runtime_error(fmt::format("run {} has no checkpoint to resume from", run_id));
+        }
+      } else {
+        run_id = store.create_run(e.name, e.resolved.dump(), e.source.string(), e.seed, std::nullopt, options.trial);
+        auto params = config::flatten(e.resolved);
+        params["distributed.world_size"] = std::to_string(world);
+        store.set_params(run_id, params);
+        store.add_plugins(run_id, plugin_records(e));
+      }
+      auto env = collect_environment(e.source.parent_path(), device.str());
+      env["world_size"] = std::to_string(world);
+      if (group != nullptr) {
+        env["distributed_backend"] = group->backend();
+        env["launcher"] = group->env().launcher;
+      }
+      store.set_environment(run_id, env);
+      if (group != nullptr) {
+        group->publish("run_id", std::to_string(run_id));
+        group->publish(kStartKey, nlohmann::json{{"run_id", run_id}, {"checkpoint", start_from}}.dump());
+      }
+    } catch (const std::exception& ex) {
+      if (group != nullptr) group->publish(kStartKey, nlohmann::json{{"error", ex.what()}}.dump());
+      throw;
     }
   } else {
-    run_id = store.create_run(e.name, e.resolved.dump(), e.source.string(), e.seed, std::nullopt, options.trial);
-    store.set_params(run_id, config::flatten(e.resolved));
-    store.add_plugins(run_id, plugin_records(e));
+    const auto start = nlohmann::json::parse(group->fetch(kStartKey, to_ms(e.dist_leader_timeout)));
+    if (start.contains("error")) {
+      throw dist::PeerError("rank 0 could not start: " + start["error"].get<std::string>());
+    }
+    run_id = start["run_id"].get<int64_t>();
+    const auto path = start["checkpoint"].get<std::string>();
+    if (!path.empty()) {
+      // Ranks share a filesystem, as upstream's checkpoints assume.
+      state = load_checkpoint(path, *m.encoder, *m.target, *m.predictor, optimizer.get());
+      check_world(state, run_id);
+    }
   }
-  store.set_environment(run_id, collect_environment(e.source.parent_path(), device.str()));
+  state.world_size = world;
+  if (group != nullptr) {
+    // Identical by seed already; the copy makes it so whatever the ranks' hardware.
+    std::vector<torch::Tensor> weights;
+    for (auto* module :
+         {static_cast<torch::nn::Module*>(m.encoder.get()), static_cast<torch::nn::Module*>(m.target.get()),
+          static_cast<torch::nn::Module*>(m.predictor.get())}) {
+      for (auto& p : module->parameters()) weights.push_back(p.detach());
+      for (auto& b : module->buffers()) weights.push_back(b.detach());
+    }
+    group->broadcast(weights);
+  }
 
   TrainOutcome out;
   out.run_id = run_id;
-  store::MetricLogger log(store, run_id);
-  TrialPruner pruner(store, run_id);
-  Heartbeat heartbeat(store.path(), run_id);
-  heartbeat.set_step(state.step);
-  Progress progress(options.progress, total_steps, ipe, state.step, e.batch_size);
-  const fs::path ckpt_path = checkpoint_path(e, store, run_id);
+  // Only rank 0 writes: the metrics, the heartbeat, the checkpoints, the run's end.
+  std::optional<store::MetricLogger> log;
+  std::optional<TrialPruner> pruner;
+  std::optional<Heartbeat> heartbeat;
+  if (leader) {
+    log.emplace(*store_ptr, run_id);
+    pruner.emplace(*store_ptr, run_id);
+    heartbeat.emplace(store_ptr->path(), run_id);
+    heartbeat->set_step(state.step);
+  }
+  const bool pruning = pruner && pruner->active();
+  Progress progress(options.progress && leader, total_steps, ipe, state.step, e.batch_size * world);
+  const fs::path ckpt_path = leader ? checkpoint_path(e, *store_ptr, run_id) : fs::path();
   auto checkpoint = [&](int64_t epoch, int64_t batch_in_epoch) {
     state.epoch = epoch;
     state.batch_in_epoch = batch_in_epoch;
     save_checkpoint(ckpt_path, state, *m.encoder, *m.target, *m.predictor, *optimizer);
-    store.add_artifact(
+    store_ptr->add_artifact(
         run_id, {"checkpoint", ckpt_path.string(), state.step, static_cast<int64_t>(fs::file_size(ckpt_path)), "", ""});
+  };
+  // Steps after which rank 0 works alone (evaluations, checkpoints) while the others wait for it
+  // through the store, with the longer leader_timeout.
+  auto leader_work_due = [&](int64_t step) {
+    if (e.checkpoint_every > 0 && step % e.checkpoint_every == 0 && step < total_steps) return true;
+    for (const auto& ev : e.evaluators) {
+      if (ev.every > 0 && step % ev.every == 0) return true;
+    }
+    return false;
   };
 
   try {
-    TrainStep step(m, *optimizer, masking, sched, e.seed, device);
+    TrainStep step(m, *optimizer, masking, sched, e.seed, device, DataParallel{group, e.dist_masks == "global"});
 
     int64_t epoch = state.epoch;
     int64_t batch_index = state.batch_in_epoch;
@@ -260,8 +365,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
     double last_flush = now_seconds();
     std::string stop_reason;
     store::RunStatus stop_status = store::RunStatus::killed;
-    // Periodic evaluations of the target encoder. The last step is evaluated once: by at_end when
-    // it runs, here otherwise.
+    // Periodic evaluations of the target encoder (rank 0). The last step is evaluated once: by
+    // at_end when it runs, here otherwise.
     auto evaluate_periodically = [&]() {
       for (const auto& ev : e.evaluators) {
         if (ev.every <= 0 || state.step % ev.every != 0) continue;
@@ -271,7 +376,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
         {
           TrainingPause pause(*m.target, device);
           const auto input = make_eval_input(e, m.target, device, state.step, train_source, test_source);
-          results = evaluate_and_record(ev, input, store, run_id, state.step);
+          results = evaluate_and_record(ev, input, *store_ptr, run_id, state.step);
         }
         std::string line = fmt::format("step {}: {}", state.step, ev.id);
         for (const auto& [name, value] : results) {
@@ -281,10 +386,10 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
         fmt::print(stderr, "{}\n", line);
         // Evaluation time is not training throughput.
         window_start += now_seconds() - started;
-        if (pruner.active() && state.step < total_steps) {
+        if (pruning && state.step < total_steps) {
           for (const auto& [name, value] : results) {
-            if (name != pruner.metric()) continue;
-            if (auto reason = pruner.observe(state.step, value)) {
+            if (name != pruner->metric()) continue;
+            if (auto reason = pruner->observe(state.step, value)) {
               stop_reason = *reason;
               stop_status = store::RunStatus::pruned;
               return;
@@ -309,52 +414,68 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
         ++state.step;
         ++batch_index;
         state.loss = loss_value;
-        window_images += batch->batch_size;
+        window_images += batch->batch_size * world;
 
-        const bool log_now = state.step % e.log_every == 0 || state.step == total_steps;
-        if (log_now) {
-          const double t = now_seconds();
-          const double ips = window_images / std::max(1e-9, t - window_start);
-          window_start = t;
-          window_images = 0;
-          log.log("train/loss", state.step, loss_value);
-          log.log("train/lr", state.step, r.lr);
-          log.log("train/weight_decay", state.step, r.weight_decay);
-          log.log("train/momentum", state.step, r.momentum);
-          log.log("train/images_per_s", state.step, ips);
-          log.log("train/context_patches", state.step, r.context_length);
-          log.log("train/target_patches", state.step, r.target_length);
-          log.log("train/epoch", state.step, static_cast<double>(epoch));
-          if (pruner.active() && state.step < total_steps) {
-            const std::map<std::string, double> logged{{"train/loss", loss_value}, {"train/images_per_s", ips}};
-            if (auto it = logged.find(pruner.metric()); it != logged.end()) {
-              if (auto reason = pruner.observe(state.step, it->second)) {
-                stop_reason = *reason;
-                stop_status = store::RunStatus::pruned;
+        if (leader) {
+          const bool log_now = state.step % e.log_every == 0 || state.step == total_steps;
+          if (log_now) {
+            const double t = now_seconds();
+            const double ips = window_images / std::max(1e-9, t - window_start);
+            window_start = t;
+            window_images = 0;
+            log->log("train/loss", state.step, loss_value);
+            log->log("train/lr", state.step, r.lr);
+            log->log("train/weight_decay", state.step, r.weight_decay);
+            log->log("train/momentum", state.step, r.momentum);
+            log->log("train/images_per_s", state.step, ips);
+            log->log("train/context_patches", state.step, r.context_length);
+            log->log("train/target_patches", state.step, r.target_length);
+            log->log("train/epoch", state.step, static_cast<double>(epoch));
+            if (pruning && state.step < total_steps) {
+              const std::map<std::string, double> logged{{"train/loss", loss_value}, {"train/images_per_s", ips}};
+              if (auto it = logged.find(pruner->metric()); it != logged.end()) {
+                if (auto reason = pruner->observe(state.step, it->second)) {
+                  stop_reason = *reason;
+                  stop_status = store::RunStatus::pruned;
+                }
               }
             }
           }
+          if (stop_reason.empty()) {
+            progress.update(state.step, epoch, loss_value, r.lr, now_seconds());
+            heartbeat->set_step(state.step);
+            if (now_seconds() - last_flush > 10.0) {
+              log->flush();
+              last_flush = now_seconds();
+            }
+            // Before the checkpoint: evaluations recorded at a step belong to the checkpoint of
+            // that step, so a resume from an earlier one drops them and never finds a step
+            // without them.
+            evaluate_periodically();
+          }
+          if (stop_reason.empty() && e.checkpoint_every > 0 && state.step % e.checkpoint_every == 0 &&
+              state.step < total_steps) {
+            checkpoint(epoch, batch_index);
+          }
+          if (group != nullptr && leader_work_due(state.step)) group->leader_done("work", state.step);
+        } else if (leader_work_due(state.step)) {
+          group->wait_for_leader("work", state.step, to_ms(e.dist_leader_timeout));
         }
-        if (!stop_reason.empty()) break;
-        progress.update(state.step, epoch, loss_value, r.lr, now_seconds());
-        heartbeat.set_step(state.step);
-        if (now_seconds() - last_flush > 10.0) {
-          log.flush();
-          last_flush = now_seconds();
-        }
-        // Before the checkpoint: evaluations recorded at a step belong to the checkpoint of that
-        // step, so a resume from an earlier one drops them and never finds a step without them.
-        evaluate_periodically();
-        if (!stop_reason.empty()) break;
-        if (e.checkpoint_every > 0 && state.step % e.checkpoint_every == 0 && state.step < total_steps) {
-          checkpoint(epoch, batch_index);
-        }
-        if (const int sig = g_signal.load(); sig != 0) {
-          stop_reason = fmt::format("interrupted by signal {} at step {}", sig, state.step);
-          break;
-        }
-        if (options.stop_after > 0 && state.step - start_step >= options.stop_after) {
+        if (stop_reason.empty() && options.stop_after > 0 && state.step - start_step >= options.stop_after) {
           stop_reason = fmt::format("stopped after {} steps (--stop-after) at step {}", options.stop_after, state.step);
+        }
+        int64_t flags = (g_signal.load() != 0 ? kStopSignal : 0) | (stop_reason.empty() ? 0 : kStopLeader);
+        if (group != nullptr) {
+          flags = group->any_flags(flags, state.step);
+          group->mark_step(state.step);
+        }
+        if ((flags & kStopSignal) != 0 && stop_reason.empty()) {
+          const int sig = g_signal.load();
+          stop_reason = sig != 0 ? fmt::format("interrupted by signal {} at step {}", sig, state.step)
+                                 : fmt::format("interrupted by a signal to another rank at step {}", state.step);
+        }
+        if (flags != 0) {
+          if (stop_reason.empty()) stop_reason = fmt::format("stopped by rank 0 at step {}", state.step);
           break;
         }
       }
@@ -362,18 +483,27 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
         ++epoch;
         batch_index = 0;
       }
-      if (loader.skipped() > 0) log.log("data/skipped_images", state.step, static_cast<double>(loader.skipped()));
+      if (leader && loader.skipped() > 0) {
+        log->log("data/skipped_images", state.step, static_cast<double>(loader.skipped()));
+      }
     }
     progress.finish();
-    log.flush();
     out.steps = state.step;
     out.last_loss = state.loss;
+    if (!leader) {
+      // Rank 0 writes the last checkpoint, evaluates and records how the run ended.
+      out.status = stop_reason.empty() ? store::RunStatus::completed : stop_status;
+      out.reason = stop_reason;
+      return out;
+    }
+    log->flush();
     checkpoint(epoch, batch_index);
     if (!stop_reason.empty()) {
-      const std::string reason = stop_status == store::RunStatus::pruned
-                                     ? stop_reason
-                                     : stop_reason + fmt::format("; continue with: jepa run --resume {}", run_id);
-      store.finish_run(run_id, stop_status, reason);
+      const std::string resume_hint = world > 1 ? fmt::format("jepa run --resume {} --nproc {}", run_id, world)
+                                                : fmt::format("jepa run --resume {}", run_id);
+      const std::string reason =
+          stop_status == store::RunStatus::pruned ? stop_reason : stop_reason + "; continue with: " + resume_hint;
+      store_ptr->finish_run(run_id, stop_status, reason);
       out.status = stop_status;
       out.reason = reason;
       return out;
@@ -385,23 +515,28 @@ TrainOutcome run_experiment(const Experiment& e, store::Store& store, const Trai
         fmt::print(stderr, "evaluating with {} ...\n", ev.id);
         TrainingPause pause(*m.target, device);  // eval mode, as during training
         const auto input = make_eval_input(e, m.target, device, state.step, train_source, test_source);
-        for (const auto& [name, value] : evaluate_and_record(ev, input, store, run_id, state.step)) {
+        for (const auto& [name, value] : evaluate_and_record(ev, input, *store_ptr, run_id, state.step)) {
           fmt::print("{} = {:.4g}\n", name, value);
         }
       }
     }
-    store.finish_run(run_id, store::RunStatus::completed);
+    store_ptr->finish_run(run_id, store::RunStatus::completed);
     out.status = store::RunStatus::completed;
     return out;
   } catch (const std::exception& ex) {
     progress.finish();
     std::string what = ex.what();
     what = what.substr(0, what.find('\n'));
-    try {
-      log.flush();
-      store.finish_run(run_id, store::RunStatus::failed, what);
-    } catch (const std::exception& inner) {
-      fmt::print(stderr, "warning: could not record the failure: {}\n", inner.what());
+    // The others learn why from the store rather than from a broken connection alone.
+    if (group != nullptr && dynamic_cast<const dist::PeerError*>(&ex) == nullptr) group->report_failure(what);
+    if (leader) {
+      try {
+        log->flush();
+        store_ptr->finish_run(run_id, store::RunStatus::failed,
+                              group != nullptr ? fmt::format("rank 0: {}", what) : what);
+      } catch (const std::exception& inner) {
+        fmt::print(stderr, "warning: could not record the failure: {}\n", inner.what());
+      }
     }
     out.status = store::RunStatus::failed;
     out.reason = what;

@@ -10,6 +10,10 @@
 #include <optional>
 #include <string>
 
+namespace jepa::dist {
+class Group;
+}
+
 namespace jepa::train {
 
 struct TrainOptions {
@@ -19,6 +23,7 @@ struct TrainOptions {
   bool skip_evaluation = false;
   std::optional<store::TrialRef> trial;     // a new run that is this sweep trial's run
   bool restart_without_checkpoint = false;  // resume: start over when no checkpoint exists yet
+  dist::Group* group = nullptr;             // one rank of a data-parallel job; none: one process
 };
 
 struct TrainOutcome {
@@ -36,7 +41,11 @@ void describe_experiment(const config::Experiment& experiment);
 // Errors in the experiment that show only once the components exist (image size versus the
 // encoder's grid, ...) throw config::ConfigError before the run is recorded. Failures during
 // training end the run as FAILED with the reason (non-finite loss: "diverged at step N").
-TrainOutcome run_experiment(const config::Experiment& experiment, store::Store& store, const TrainOptions& options);
+// In a data-parallel job (options.group) rank 0 alone touches `store` (the others pass nullptr):
+// it records the run, the metrics (the loss is the mean over ranks), checkpoints and
+// evaluations; a rank that fails or a peer that dies or hangs past [distributed] timeout ends
+// the run FAILED with the rank and the reason.
+TrainOutcome run_experiment(const config::Experiment& experiment, store::Store* store, const TrainOptions& options);
 
 // Loads a stored run's target encoder (and the rest) from its latest checkpoint and evaluates it
 // with `evaluator` (resolved parameters); records the results. Returns the metrics.

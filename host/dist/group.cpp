@@ -1,0 +1,359 @@
+#include "dist/group.hpp"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <torch/version.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef JEPA_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+namespace jepa::dist {
+
+namespace {
+
+// LibTorch 2 split process groups into a dispatching ProcessGroup and per-device Backends;
+// ProcessGroupGloo and ProcessGroupNCCL are Backends there and ProcessGroups in 1.13.
+#if TORCH_VERSION_MAJOR >= 2
+using BackendBase = c10d::Backend;
+#else
+using BackendBase = c10d::ProcessGroup;
+#endif
+
+using Clock = std::chrono::steady_clock;
+
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
+std::vector<uint8_t> to_bytes(const std::string& s) {
+  return {s.begin(), s.end()};
+}
+std::string to_text(const std::vector<uint8_t>& b) {
+  return {b.begin(), b.end()};
+}
+double seconds(std::chrono::milliseconds ms) {
+  return static_cast<double>(ms.count()) / 1000.0;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+bool is_loopback(const std::string& addr) {
+  return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
+}
+
+// The process state letter of /proc/<pid>/stat ('R', 'S', 'T' stopped, 'Z' zombie, ...), or
+// '\0' when there is no such process.
+char process_state(long pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(in, line)) return '\0';
+  const auto close = line.rfind(')');  // the command name may hold spaces and parentheses
+  return close == std::string::npos || close + 2 >= line.size() ? '\0' : line[close + 2];
+}
+
+std::shared_ptr<::gloo::transport::Device> gloo_device(const DistEnv& env) {
+  // As torch.distributed: GLOO_SOCKET_IFNAME names the interface; a local job stays on loopback
+  // (hostnames of containers often resolve to nothing useful); else the host's own address.
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname != '\0') {
+    const std::string first(ifname);
+    return c10d::ProcessGroupGloo::createDeviceForInterface(first.substr(0, first.find(',')));
+  }
+  if (is_loopback(env.master_addr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+}  // namespace
+
+std::string key_prefix() {
+  const char* restart = std::getenv("TORCHELASTIC_RESTART_COUNT");
+  return restart != nullptr && *restart != '\0' ? fmt::format("jepa/r{}", restart) : "jepa";
+}
+
+struct Group::Impl {
+  c10::intrusive_ptr<c10d::Store> tcp;    // holds the server when this rank hosts it
+  c10::intrusive_ptr<c10d::Store> store;  // this launch's keys
+  c10::intrusive_ptr<BackendBase> pg;
+  std::string backend;
+  std::string host;
+  c10::Device scalar_device{c10::kCPU};  // where small all-reduces live (CUDA for NCCL)
+};
+
+Group::Group(const DistEnv& env, GroupOptions options)
+    : env_(env), options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  c10d::TCPStoreOptions o;
+  o.port = static_cast<uint16_t>(env.master_port);
+  o.isServer = !env.agent_store && env.rank == 0;
+  o.waitWorkers = false;
+  o.timeout = options_.timeout;
+  try {
+    impl_->tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+  } catch (const std::exception& ex) {
+    throw PeerError(fmt::format("rank {}: cannot {} the rendezvous store at {}:{} (launched by {}): {}", env.rank,
+                                o.isServer ? "listen for" : "reach", env.master_addr, env.master_port, env.launcher,
+                                first_line(ex.what())));
+  }
+  impl_->store = c10::make_intrusive<c10d::PrefixStore>(key_prefix(), impl_->tcp);
+  impl_->host = host_name();
+  publish(fmt::format("pid/{}", rank()), std::to_string(::getpid()));
+  publish(fmt::format("host/{}", rank()), impl_->host);
+
+  impl_->store->add("arrived", 1);
+  const auto deadline = Clock::now() + options_.timeout;
+  while (impl_->store->add("arrived", 0) < size()) {
+    if (Clock::now() > deadline) {
+      std::vector<std::string> missing;
+      for (int r = 0; r < size(); ++r) {
+        if (!impl_->store->check({fmt::format("pid/{}", r)})) missing.push_back(std::to_string(r));
+      }
+      throw PeerError(fmt::format("rank {}: ranks {} of {} did not join within {:.0f} s (launched by {}){}", rank(),
+                                  fmt::join(missing, ", "), size(), seconds(options_.timeout), env.launcher,
+                                  env.launcher == "slurm" ? "; start every task with srun" : ""));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Group::~Group() = default;
+
+std::string Group::backend() const {
+  return impl_->backend;
+}
+
+void Group::publish(const std::string& key, const std::string& value) {
+  impl_->store->set(key, to_bytes(value));
+}
+
+std::string Group::fetch(const std::string& key, std::chrono::milliseconds timeout) {
+  try {
+    impl_->store->wait({key}, timeout);
+    return to_text(impl_->store->get(key));
+  } catch (const std::exception& ex) {
+    fail(fmt::format("waiting for '{}' from rank 0", key), 0, ex.what());
+  }
+}
+
+void Group::start(c10::Device device, const std::string& backend, std::chrono::milliseconds timeout) {
+  options_.backend = backend;
+  options_.timeout = timeout;
+  auto pg_store = c10::make_intrusive<c10d::PrefixStore>("pg", impl_->store);
+  const bool nccl = options_.backend == "nccl" || (options_.backend == "auto" && device.is_cuda());
+  try {
+    if (nccl) {
+#ifdef JEPA_WITH_NCCL
+      if (!device.is_cuda()) throw std::runtime_error("[distributed] backend = \"nccl\" needs CUDA: the run is on CPU");
+      auto o = c10d::ProcessGroupNCCL::Options::create();
+      o->timeout = options_.timeout;
+      impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(pg_store, rank(), size(), o);
+      impl_->backend = "nccl";
+      impl_->scalar_device = device;
+      return;
+#else
+      if (options_.backend == "nccl") {
+        throw std::runtime_error(
+            "[distributed] backend = \"nccl\", but this build has no NCCL (LibTorch "
+            "without CUDA, or NCCL's headers were not found at configure time)");
+      }
+#endif
+    }
+    auto o = c10d::ProcessGroupGloo::Options::create(options_.timeout);
+    o->devices.push_back(gloo_device(env_));
+    o->threads = 2;
+    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(pg_store, rank(), size(), o);
+    impl_->backend = "gloo";
+  } catch (const PeerError&) {
+    throw;
+  } catch (const std::exception& ex) {
+    fail("creating the process group", 0, ex.what());
+  }
+}
+
+void Group::average_gradients(const std::vector<at::Tensor>& parameters, int64_t step) {
+  struct Bucket {
+    std::vector<at::Tensor> grads;
+    std::vector<at::Tensor> io;  // the flat buffer, as the collective wants it
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  // Reverse order: the order in which backward produces the gradients, as DDP buckets them.
+  std::vector<Bucket> buckets(1);
+  int64_t bytes = 0;
+  for (auto it = parameters.rbegin(); it != parameters.rend(); ++it) {
+    const at::Tensor& g = it->grad();
+    if (!g.defined()) continue;
+    auto& current = buckets.back();
+    const auto nbytes = static_cast<int64_t>(g.numel() * g.element_size());
+    if (!current.grads.empty() &&
+        (bytes + nbytes > options_.bucket_bytes || g.scalar_type() != current.grads[0].scalar_type() ||
+         g.device() != current.grads[0].device())) {
+      buckets.emplace_back();
+      bytes = 0;
+    }
+    buckets.back().grads.push_back(g);
+    bytes += nbytes;
+  }
+  if (buckets.back().grads.empty()) buckets.pop_back();
+  try {
+    for (auto& b : buckets) {
+      std::vector<at::Tensor> flat;
+      flat.reserve(b.grads.size());
+      for (const auto& g : b.grads) flat.push_back(g.reshape({-1}));
+      b.io = {at::cat(flat)};
+      b.work = impl_->pg->allreduce(b.io);
+    }
+    for (auto& b : buckets) {
+      b.work->wait();
+      b.io[0].div_(size());
+      int64_t offset = 0;
+      for (auto& g : b.grads) {
+        g.copy_(b.io[0].narrow(0, offset, g.numel()).view_as(g));
+        offset += g.numel();
+      }
+    }
+  } catch (const std::exception& ex) {
+    fail("averaging gradients", step, ex.what());
+  }
+}
+
+double Group::mean(double value, int64_t step) {
+  std::vector<at::Tensor> io{at::full({1}, value, at::TensorOptions().dtype(at::kDouble).device(impl_->scalar_device))};
+  try {
+    impl_->pg->allreduce(io)->wait();
+  } catch (const std::exception& ex) {
+    fail("averaging the loss", step, ex.what());
+  }
+  return io[0].item<double>() / size();
+}
+
+int64_t Group::any_flags(int64_t flags, int64_t step) {
+  constexpr int kBits = 8;
+  std::vector<int64_t> bits(kBits);
+  for (int i = 0; i < kBits; ++i) bits[i] = (flags >> i) & 1;
+  std::vector<at::Tensor> io{at::tensor(bits, at::TensorOptions().dtype(at::kLong)).to(impl_->scalar_device)};
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::MAX;
+  try {
+    impl_->pg->allreduce(io, o)->wait();
+  } catch (const std::exception& ex) {
+    fail("agreeing on when to stop", step, ex.what());
+  }
+  const auto out = io[0].cpu().contiguous();
+  int64_t result = 0;
+  for (int i = 0; i < kBits; ++i) result |= out.data_ptr<int64_t>()[i] << i;
+  return result;
+}
+
+void Group::broadcast(std::vector<at::Tensor>& tensors) {
+  c10d::BroadcastOptions o;
+  o.rootRank = 0;
+  try {
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> io{t};
+      impl_->pg->broadcast(io, o)->wait();
+    }
+  } catch (const std::exception& ex) {
+    fail("copying rank 0's weights", 0, ex.what());
+  }
+}
+
+void Group::leader_done(const std::string& what, int64_t step) {
+  try {
+    publish(fmt::format("done/{}/{}", what, step), "1");
+  } catch (const std::exception& ex) {
+    fail(fmt::format("announcing the end of {}", what), step, ex.what());
+  }
+}
+
+void Group::wait_for_leader(const std::string& what, int64_t step, std::chrono::milliseconds timeout) {
+  // Polled rather than one blocking wait, so that rank 0 failing on its own (its error key)
+  // ends the wait at once instead of after `timeout`.
+  const std::string done = fmt::format("done/{}/{}", what, step);
+  const std::string leader_error = "error/0";
+  const auto deadline = Clock::now() + timeout;
+  try {
+    for (;;) {
+      if (impl_->store->check({done})) return;
+      if (impl_->store->check({leader_error})) {
+        throw PeerError(fmt::format("rank 0 {} (while the others waited for its {} at step {})",
+                                    to_text(impl_->store->get(leader_error)), what, step));
+      }
+      if (Clock::now() > deadline) {
+        throw std::runtime_error(fmt::format(
+            "rank 0 did not finish its {} within {:.0f} s ([distributed] leader_timeout)", what, seconds(timeout)));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  } catch (const PeerError&) {
+    throw;
+  } catch (const std::exception& ex) {
+    fail(fmt::format("waiting for rank 0's {}", what), step, ex.what());
+  }
+}
+
+void Group::mark_step(int64_t step) {
+  try {
+    publish(fmt::format("step/{}", rank()), std::to_string(step));
+  } catch (const std::exception& ex) {
+    fail("reporting progress", step, ex.what());
+  }
+}
+
+void Group::report_failure(const std::string& reason) noexcept {
+  try {
+    publish(fmt::format("error/{}", rank()), "failed: " + first_line(reason));
+  } catch (...) {
+    // The store may be what failed; the others learn of it from the broken connection.
+  }
+}
+
+void Group::fail(const std::string& what, int64_t step, const std::string& detail) {
+  std::vector<std::string> found;
+  try {
+    // A rank that fails says why on its way out; the launcher says how a rank ended.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto& s = *impl_->store;
+    for (int r = 0; r < size(); ++r) {
+      if (r == rank()) continue;
+      const auto key = fmt::format("error/{}", r);
+      if (s.check({key})) found.push_back(fmt::format("rank {} {}", r, to_text(s.get(key))));
+    }
+    if (found.empty()) {
+      for (int r = 0; r < size(); ++r) {
+        if (r == rank() || !s.check({fmt::format("pid/{}", r), fmt::format("host/{}", r)})) continue;
+        if (to_text(s.get(fmt::format("host/{}", r))) != impl_->host) continue;
+        const long pid = std::stol(to_text(s.get(fmt::format("pid/{}", r))));
+        const std::string last = s.check({fmt::format("step/{}", r)})
+                                     ? fmt::format(", last at step {}", to_text(s.get(fmt::format("step/{}", r))))
+                                     : std::string();
+        const char state = process_state(pid);
+        if (state == '\0' || state == 'Z' || state == 'X') {
+          found.push_back(fmt::format("rank {} (pid {}{}) died", r, pid, last));
+        } else if (state == 'T' || state == 't') {
+          found.push_back(fmt::format("rank {} (pid {}{}) is stopped and did not answer", r, pid, last));
+        }
+      }
+    }
+  } catch (const std::exception&) {
+    found.push_back(rank() == 0 || env_.agent_store ? "the rendezvous store is gone"
+                                                    : "rank 0's rendezvous store is gone (rank 0 ended or died)");
+  }
+  const std::string who = found.empty()
+                              ? fmt::format("a rank died or did not answer within {:.0f} s", seconds(options_.timeout))
+                              : fmt::format("{}", fmt::join(found, "; "));
+  throw PeerError(fmt::format("{} at step {} failed: {} [{}: {}]", what, step, who,
+                              impl_->backend.empty() ? "c10d" : impl_->backend, first_line(detail)));
+}
+
+}  // namespace jepa::dist

@@ -1,0 +1,92 @@
+// One data-parallel job seen from one rank: the rendezvous store (c10d TCPStore) and the process
+// group (c10d ProcessGroupNCCL on CUDA when LibTorch has it, ProcessGroupGloo otherwise). The
+// c10d headers stay inside group.cpp.
+//
+// Every failure of a peer (a rank that died, hung past the timeout, or failed and said why)
+// surfaces as PeerError with a message that names the rank when it can be known.
+#pragma once
+
+#include "dist/env.hpp"
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace jepa::dist {
+
+struct PeerError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The store keys of this launch live under this prefix (the launcher of `jepa run --nproc`
+// writes how a rank ended under it too). torchrun's agent store outlives restarts of its workers.
+std::string key_prefix();
+
+struct GroupOptions {
+  std::chrono::milliseconds timeout{std::chrono::minutes(5)};  // rendezvous and every collective
+  std::string backend = "auto";                                // auto | gloo | nccl
+  int64_t bucket_bytes = 25 << 20;                             // gradients per all-reduce, as DDP
+};
+
+class Group {
+ public:
+  // Connects to the rendezvous store (hosted by rank 0, or by the launcher when
+  // env.agent_store) and waits until every rank has arrived; PeerError after the timeout,
+  // naming the ranks that never came.
+  Group(const DistEnv& env, GroupOptions options);
+  ~Group();
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+
+  int rank() const { return env_.rank; }
+  int size() const { return env_.world_size; }
+  bool leader() const { return env_.rank == 0; }
+  const DistEnv& env() const { return env_; }
+  const GroupOptions& options() const { return options_; }
+  std::string backend() const;  // "nccl" or "gloo" once started, "" before
+
+  // Set-up messages from rank 0 to the others (resolved config, run id, checkpoint path).
+  void publish(const std::string& key, const std::string& value);
+  std::string fetch(const std::string& key, std::chrono::milliseconds timeout);
+
+  // Creates the process group for tensors on `device`, with the experiment's [distributed]
+  // backend and collective timeout.
+  void start(c10::Device device, const std::string& backend, std::chrono::milliseconds timeout);
+
+  // Sum of gradients over ranks divided by the world size, in buckets of options().bucket_bytes,
+  // written back into each parameter's .grad (parameters without one are skipped, the same on
+  // every rank). The buckets are all launched before the first is awaited.
+  void average_gradients(const std::vector<at::Tensor>& parameters, int64_t step);
+  // Mean over ranks of one number per rank (the logged loss), in float64.
+  double mean(double value, int64_t step);
+  // Bitwise-or of small flags over ranks (stop requests): every rank gets the same answer.
+  int64_t any_flags(int64_t flags, int64_t step);
+  // Rank 0's values into every rank's tensors, in place.
+  void broadcast(std::vector<at::Tensor>& tensors);
+
+  // Work that rank 0 does alone (an evaluation, a checkpoint): the others wait for its end
+  // through the store, with `timeout` instead of the collective timeout.
+  void leader_done(const std::string& what, int64_t step);
+  void wait_for_leader(const std::string& what, int64_t step, std::chrono::milliseconds timeout);
+
+  // Posts that this rank reached `step` (read when another rank fails, to say who is behind).
+  void mark_step(int64_t step);
+  // Best effort: tells the others why this rank is about to stop ("failed: <reason>").
+  void report_failure(const std::string& reason) noexcept;
+
+ private:
+  [[noreturn]] void fail(const std::string& what, int64_t step, const std::string& detail);
+
+  struct Impl;
+  DistEnv env_;
+  GroupOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace jepa::dist
