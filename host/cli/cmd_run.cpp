@@ -315,8 +315,8 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
       "  jepa run experiments/ijepa_vith14_in1k.toml --dry-run\n"
       "  jepa run --resume 3\n"
       "  jepa run experiments/quickstart.toml --nproc 2     # 2 ranks (Gloo on CPU), batch 64 each\n"
-      "  torchrun --nproc-per-node 8 --nnodes 2 ... jepa-engine run FILE   # multi-node: each rank joins\n"
-      "  srun --ntasks 16 jepa-engine run FILE                              # (RANK/WORLD_SIZE or SLURM_*)\n"
+      "  torchrun --no-python --nproc-per-node 8 --nnodes 2 ... jepa-engine run FILE  # each rank joins\n"
+      "  srun --ntasks 16 jepa-engine run FILE          # (from RANK/WORLD_SIZE/MASTER_* or SLURM_*)\n"
       "Ctrl-C stops after the current step, writes a checkpoint and records the run as KILLED;\n"
       "`jepa run --resume RUN` continues it exactly (with the same --nproc). A rank that dies or\n"
       "hangs longer than [distributed] timeout ends the run as FAILED, naming the rank.");

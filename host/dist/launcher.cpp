@@ -144,7 +144,7 @@ int launch_local(const LaunchOptions& o) {
       // Once a rank has ended badly the others get `grace` to notice and stop on their own (rank 0
       // records the failure); once rank 0 has ended, nobody has anything left to do.
       const auto deadline =
-          Clock::now() + (r == 0 ? std::min<std::chrono::milliseconds>(o.grace, std::chrono::seconds(10)) : o.grace);
+          Clock::now() + (r == 0 ? std::min<std::chrono::milliseconds>(o.grace, std::chrono::seconds(5)) : o.grace);
       if ((!ok || r == 0) && (!kill_at || deadline < *kill_at)) kill_at = deadline;
       continue;
     }
