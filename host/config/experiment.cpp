@@ -67,6 +67,7 @@
 //                              #   same steps as one process with N*b
 //   timeout = 300              # seconds a collective waits for the others before the run FAILS
 //   leader_timeout = 3600      # seconds the others wait for rank 0's evaluations and checkpoints
+//   bucket_mb = 25             # gradients per all-reduce, started while backward runs (DDP's bucket_cap_mb)
 //
 //   [[evaluation]]             # any number of these, run in order
 //   evaluator = "linear_probe" # required: an evaluator plugin id
@@ -323,6 +324,8 @@ const std::vector<HostSection>& host_sections() {
           key("timeout", &E::dist_timeout, "seconds a collective waits for the other ranks").above(0),
           key("leader_timeout", &E::dist_leader_timeout,
               "seconds the other ranks wait for rank 0's evaluations and checkpoints")
+              .above(0),
+          key("bucket_mb", &E::dist_bucket_mb, "MB of gradients per all-reduce bucket (DDP's bucket_cap_mb)")
               .above(0)}});
     return s;
   }();

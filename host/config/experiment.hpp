@@ -101,6 +101,7 @@ struct Experiment {
   std::string dist_masks = "per_rank";  // per_rank (upstream) | global (as one process with the whole batch)
   double dist_timeout = 300;            // seconds a collective waits for the other ranks
   double dist_leader_timeout = 3600;    // seconds the others wait for rank 0's evaluations and checkpoints
+  double dist_bucket_mb = 25;           // gradients per all-reduce bucket, as DDP's bucket_cap_mb
 
   // [[evaluation]] evaluator = "<id>", every, at_end, stop_when, plus its parameters inline
   std::vector<EvaluationChoice> evaluators;

@@ -16,6 +16,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 namespace jepa::dist {
@@ -181,49 +182,131 @@ void Group::start(c10::Device device, const std::string& backend, std::chrono::m
   }
 }
 
-void Group::average_gradients(const std::vector<at::Tensor>& parameters, int64_t step) {
+struct GradientReducer::Impl {
   struct Bucket {
-    std::vector<at::Tensor> grads;
+    std::vector<size_t> params;  // indices into `parameters`
+    std::vector<int64_t> offsets;
     std::vector<at::Tensor> io;  // the flat buffer, as the collective wants it
     c10::intrusive_ptr<c10d::Work> work;
+    size_t ready = 0;
+    bool launched = false;
   };
-  // Reverse order: the order in which backward produces the gradients, as DDP buckets them.
-  std::vector<Bucket> buckets(1);
-  int64_t bytes = 0;
-  for (auto it = parameters.rbegin(); it != parameters.rend(); ++it) {
-    const at::Tensor& g = it->grad();
-    if (!g.defined()) continue;
-    auto& current = buckets.back();
-    const auto nbytes = static_cast<int64_t>(g.numel() * g.element_size());
-    if (!current.grads.empty() &&
-        (bytes + nbytes > options_.bucket_bytes || g.scalar_type() != current.grads[0].scalar_type() ||
-         g.device() != current.grads[0].device())) {
-      buckets.emplace_back();
-      bytes = 0;
+
+  Group& group;
+  std::vector<at::Tensor> parameters;
+  std::vector<std::pair<size_t, size_t>> place;  // parameter -> (bucket, slot in the bucket)
+  std::vector<Bucket> buckets;
+  std::vector<unsigned> hooks;
+  std::mutex mutex;
+  size_t next_launch = 0;  // buckets start in order: [0, next_launch) are launched
+  int64_t step = 0;
+  std::string error;
+
+  Impl(Group& g, std::vector<at::Tensor> p) : group(g), parameters(std::move(p)) {}
+
+  // Caller holds the mutex.
+  void launch_ready() {
+    while (next_launch < buckets.size() && buckets[next_launch].ready == buckets[next_launch].params.size()) {
+      launch(buckets[next_launch++]);
     }
-    buckets.back().grads.push_back(g);
-    bytes += nbytes;
   }
-  if (buckets.back().grads.empty()) buckets.pop_back();
-  try {
-    for (auto& b : buckets) {
-      std::vector<at::Tensor> flat;
-      flat.reserve(b.grads.size());
-      for (const auto& g : b.grads) flat.push_back(g.reshape({-1}));
-      b.io = {at::cat(flat)};
-      b.work = impl_->pg->allreduce(b.io);
+  void launch(Bucket& b) {
+    try {
+      b.work = group.impl_->pg->allreduce(b.io);
+    } catch (const std::exception& ex) {
+      if (error.empty()) error = ex.what();
     }
-    for (auto& b : buckets) {
+    b.launched = true;
+  }
+  void on_gradient(size_t index, const at::Tensor& grad) {
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto [bucket, slot] = place[index];
+    Bucket& b = buckets[bucket];
+    b.io[0].narrow(0, b.offsets[slot], grad.numel()).copy_(grad.reshape({-1}));
+    ++b.ready;
+    launch_ready();
+  }
+};
+
+GradientReducer::GradientReducer(Group& group, std::vector<at::Tensor> parameters, int64_t bucket_bytes)
+    : impl_(std::make_unique<Impl>(group, std::move(parameters))) {
+  auto& m = *impl_;
+  m.place.resize(m.parameters.size());
+  m.buckets.emplace_back();
+  int64_t bytes = 0;
+  int64_t elements = 0;
+  std::vector<std::vector<size_t>> members(1);
+  for (size_t k = m.parameters.size(); k-- > 0;) {
+    const at::Tensor& p = m.parameters[k];
+    const auto nbytes = static_cast<int64_t>(p.numel() * p.element_size());
+    const auto& first = members.back().empty() ? p : m.parameters[members.back().front()];
+    if (!members.back().empty() &&
+        (bytes + nbytes > bucket_bytes || p.scalar_type() != first.scalar_type() || p.device() != first.device())) {
+      members.emplace_back();
+      m.buckets.emplace_back();
+      bytes = 0;
+      elements = 0;
+    }
+    m.place[k] = {m.buckets.size() - 1, members.back().size()};
+    members.back().push_back(k);
+    m.buckets.back().offsets.push_back(elements);
+    bytes += nbytes;
+    elements += p.numel();
+  }
+  for (size_t b = 0; b < m.buckets.size(); ++b) {
+    auto& bucket = m.buckets[b];
+    bucket.params = members[b];
+    if (bucket.params.empty()) continue;
+    const at::Tensor& first = m.parameters[bucket.params.front()];
+    const int64_t total = bucket.offsets.back() + m.parameters[bucket.params.back()].numel();
+    bucket.io = {at::zeros({total}, first.options().requires_grad(false))};
+  }
+  if (m.buckets.back().params.empty()) m.buckets.pop_back();
+  for (size_t k = 0; k < m.parameters.size(); ++k) {
+    Impl* impl = impl_.get();
+    m.hooks.push_back(m.parameters[k].register_hook([impl, k](const at::Tensor& grad) { impl->on_gradient(k, grad); }));
+  }
+}
+
+GradientReducer::~GradientReducer() {
+  for (size_t k = 0; k < impl_->hooks.size(); ++k) impl_->parameters[k].remove_hook(impl_->hooks[k]);
+}
+
+void GradientReducer::prepare(int64_t step) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->step = step;
+  impl_->next_launch = 0;
+  impl_->error.clear();
+  for (auto& b : impl_->buckets) {
+    b.io[0].zero_();
+    b.ready = 0;
+    b.launched = false;
+    b.work.reset();
+  }
+}
+
+void GradientReducer::finish() {
+  auto& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mutex);
+  // Parameters that got no gradient here leave their buckets incomplete: start those now, in order.
+  while (m.next_launch < m.buckets.size()) m.launch(m.buckets[m.next_launch++]);
+  try {
+    if (!m.error.empty()) throw std::runtime_error(m.error);
+    for (auto& b : m.buckets) {
       b.work->wait();
-      b.io[0].div_(size());
-      int64_t offset = 0;
-      for (auto& g : b.grads) {
-        g.copy_(b.io[0].narrow(0, offset, g.numel()).view_as(g));
-        offset += g.numel();
+      b.io[0].div_(m.group.size());
+      for (size_t slot = 0; slot < b.params.size(); ++slot) {
+        at::Tensor& p = m.parameters[b.params[slot]];
+        const auto mean = b.io[0].narrow(0, b.offsets[slot], p.numel()).view(p.sizes());
+        if (p.grad().defined()) {
+          p.mutable_grad().copy_(mean);
+        } else {
+          p.mutable_grad() = mean.clone();
+        }
       }
     }
   } catch (const std::exception& ex) {
-    fail("averaging gradients", step, ex.what());
+    m.group.fail("averaging gradients", m.step, ex.what());
   }
 }
 

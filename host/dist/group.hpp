@@ -31,7 +31,6 @@ std::string key_prefix();
 struct GroupOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};  // rendezvous and every collective
   std::string backend = "auto";                                // auto | gloo | nccl
-  int64_t bucket_bytes = 25 << 20;                             // gradients per all-reduce, as DDP
 };
 
 class Group {
@@ -59,10 +58,6 @@ class Group {
   // backend and collective timeout.
   void start(c10::Device device, const std::string& backend, std::chrono::milliseconds timeout);
 
-  // Sum of gradients over ranks divided by the world size, in buckets of options().bucket_bytes,
-  // written back into each parameter's .grad (parameters without one are skipped, the same on
-  // every rank). The buckets are all launched before the first is awaited.
-  void average_gradients(const std::vector<at::Tensor>& parameters, int64_t step);
   // Mean over ranks of one number per rank (the logged loss), in float64.
   double mean(double value, int64_t step);
   // Bitwise-or of small flags over ranks (stop requests): every rank gets the same answer.
@@ -81,11 +76,33 @@ class Group {
   void report_failure(const std::string& reason) noexcept;
 
  private:
+  friend class GradientReducer;
   [[noreturn]] void fail(const std::string& what, int64_t step, const std::string& detail);
 
   struct Impl;
   DistEnv env_;
   GroupOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Averages gradients over the ranks while backward is still running, as DDP's reducer: the
+// parameters are split into buckets of about `bucket_bytes` (in reverse order, the order backward
+// produces their gradients); a hook on each parameter copies its gradient into its bucket, and a
+// full bucket's all-reduce starts at once, in bucket order on every rank (collectives must match).
+// finish() starts what is left, waits, and writes the mean into each parameter's .grad. A
+// parameter that got no gradient on a rank counts as zeros there, so the ranks always agree.
+class GradientReducer {
+ public:
+  GradientReducer(Group& group, std::vector<at::Tensor> parameters, int64_t bucket_bytes);
+  ~GradientReducer();  // removes the hooks
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  void prepare(int64_t step);  // before backward
+  void finish();               // after backward; PeerError when a peer failed
+
+ private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

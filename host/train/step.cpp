@@ -65,8 +65,15 @@ TrainStep::TrainStep(Models& models, torch::optim::AdamW& optimizer, loader::Mas
       grid_(models.encoder->patch_grid()) {
   for (auto& p : m_.target->parameters()) target_params_.push_back(p);
   for (auto& p : m_.encoder->parameters()) online_params_.push_back(p);
-  trained_params_ = online_params_;
-  for (auto& p : m_.predictor->parameters()) trained_params_.push_back(p);
+  for (auto* module :
+       {static_cast<torch::nn::Module*>(m_.encoder.get()), static_cast<torch::nn::Module*>(m_.predictor.get())}) {
+    for (auto& p : module->parameters()) {
+      if (p.requires_grad()) trained_params_.push_back(p);  // not the fixed sin-cos tables
+    }
+  }
+  if (parallel_.group != nullptr && parallel_.group->size() > 1) {
+    reducer_ = std::make_unique<dist::GradientReducer>(*parallel_.group, trained_params_, parallel_.bucket_bytes);
+  }
 }
 
 sdk::MaskSample TrainStep::masks(int batch, int64_t it) {
@@ -133,8 +140,9 @@ StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it) {
   if (group != nullptr) r.loss = group->mean(r.loss, it + 1);  // NaN on one rank is NaN on all
   if (!std::isfinite(r.loss)) throw DivergedError(fmt::format("diverged at step {}", it + 1));
   optimizer_.zero_grad();
-  loss.backward();
-  if (group != nullptr) group->average_gradients(trained_params_, it + 1);
+  if (reducer_) reducer_->prepare(it + 1);
+  loss.backward();  // the reducer's hooks start the gradient all-reduces as backward goes
+  if (reducer_) reducer_->finish();
   optimizer_.step();
 
   // EMA over all encoder parameters, after the optimizer step: target = m * target + (1 - m) * online.

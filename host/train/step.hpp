@@ -10,6 +10,7 @@
 #include <torch/optim/adamw.h>
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -35,6 +36,7 @@ struct DataParallel {
   // true: every rank draws the global batch's masks (world x B) and keeps the rows of its images,
   // which the loader deals out as DistributedSampler: image i of rank r is row r + world * i.
   bool global_masks = false;
+  int64_t bucket_bytes = 25 << 20;  // gradients per all-reduce
 };
 
 class TrainStep {
@@ -62,7 +64,8 @@ class TrainStep {
   std::array<int64_t, 2> grid_;
   std::vector<torch::Tensor> target_params_;
   std::vector<torch::Tensor> online_params_;
-  std::vector<torch::Tensor> trained_params_;  // encoder and predictor: what the optimizer updates
+  std::vector<torch::Tensor> trained_params_;  // encoder and predictor parameters that learn
+  std::unique_ptr<dist::GradientReducer> reducer_;
 };
 
 // bf16 autocast over the forward passes and the loss on CUDA, as upstream; a no-op on CPU.

@@ -355,7 +355,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
   };
 
   try {
-    TrainStep step(m, *optimizer, masking, sched, e.seed, device, DataParallel{group, e.dist_masks == "global"});
+    TrainStep step(m, *optimizer, masking, sched, e.seed, device,
+                   DataParallel{group, e.dist_masks == "global", static_cast<int64_t>(e.dist_bucket_mb * (1 << 20))});
 
     int64_t epoch = state.epoch;
     int64_t batch_index = state.batch_in_epoch;

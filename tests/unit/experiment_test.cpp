@@ -792,9 +792,9 @@ TEST_F(ExperimentTest, FlattenNamesEveryKey) {
   EXPECT_EQ(flat.at("evaluation.0.stop_when"), "");
   EXPECT_EQ(flat.at("distributed.masks"), "per_rank");
   EXPECT_EQ(flat.at("distributed.timeout"), "300");
-  // One entry per leaf: 31 host keys, 3 plugin sections of id + version + params, one evaluation
+  // One entry per leaf: 32 host keys, 3 plugin sections of id + version + params, one evaluation
   // (id, 4 params, version, every, at_end, stop_when).
-  size_t leaves = 31 + 1 + 4 + 1 + 3;
+  size_t leaves = 32 + 1 + 4 + 1 + 3;
   for (const char* s : {"masking", "encoder", "predictor"}) leaves += 2 + e.resolved[s]["params"].size();
   EXPECT_EQ(flat.size(), leaves);
 }
