@@ -34,3 +34,25 @@ TEST(Gpu, TrainsWithBf16AutocastAndResumes) {
   for (const auto& m : losses) EXPECT_TRUE(std::isfinite(m.value));
   fs::remove_all(dir);
 }
+
+TEST(Gpu, TwoRanksTrainWithNccl) {
+  if (!torch::cuda::is_available() || torch::cuda::device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices";
+  const auto dir = jepa_test::temp_dir("jepa_gpu_nccl");
+  const fs::path file = dir / "nccl.toml";
+  std::ofstream(file) << "[run]\ndevice = \"cuda\"\n[data]\nimage_size = 28\nbatch_size = 32\nlimit_train = 1024\n"
+                         "[masking]\nstrategy = \"multiblock\"\n[masking.params]\nmin_keep = 4\n"
+                         "[encoder]\nplugin = \"vit\"\n[encoder.params]\nsize = \"custom\"\nembed_dim = 64\ndepth = 2\n"
+                         "num_heads = 4\nimg_size = 28\npatch_size = 4\nin_chans = 1\n"
+                         "[predictor]\nplugin = \"vit_predictor\"\n[predictor.params]\nembed_dim = 32\ndepth = 1\n"
+                         "[optimization]\nepochs = 1\nwarmup = 0.5\n[checkpoint]\ndir = \""
+                      << (dir / "runs").string() << "\"\n[logging]\nevery = 1\n[distributed]\ntimeout = 60\n";
+  const std::string db = (dir / "jepa.db").string();
+  const auto r = jepa_test::run_jepa("run '" + file.string() + "' --nproc 2 --no-eval --db '" + db + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  jepa::store::Store store(db);
+  EXPECT_EQ(store.find_run(1)->status, jepa::store::RunStatus::completed);
+  EXPECT_EQ(store.environment(1).at("distributed_backend"), "nccl");
+  EXPECT_EQ(store.environment(1).at("world_size"), "2");
+  EXPECT_EQ(store.metrics(1, "train/loss").size(), 16u);
+  fs::remove_all(dir);
+}
