@@ -63,18 +63,37 @@ struct AttentionImpl : torch::nn::Module {
     const int64_t N = x.size(1);
     const int64_t C = x.size(2);
     const auto qkv_out = qkv->forward(x).reshape({B, N, 3, num_heads, head_dim}).permute({2, 0, 3, 1, 4});
-    const auto q = qkv_out[0];
-    const auto k = qkv_out[1];
-    const auto v = qkv_out[2];
+    return proj->forward(attend(qkv_out[0], qkv_out[1], qkv_out[2]).transpose(1, 2).reshape({B, N, C}));
+  }
+
+  // The outputs of the tokens [keep_from, N) only, every token still a key and a value: the
+  // same numbers as forward(x).slice(1, keep_from) without the queries, projections of the rest.
+  torch::Tensor forward_tail(const torch::Tensor& x, int64_t keep_from) {
+    const int64_t B = x.size(0);
+    const int64_t N = x.size(1);
+    const int64_t C = x.size(2);
+    const int64_t T = N - keep_from;
+    const auto& w = qkv->weight;
+    const auto& b = qkv->bias;
+    const bool bias = b.defined() && b.numel() > 0;
+    const auto q = torch::linear(x.slice(1, keep_from), w.slice(0, 0, C), bias ? b.slice(0, 0, C) : torch::Tensor())
+                       .reshape({B, T, num_heads, head_dim})
+                       .transpose(1, 2);
+    const auto kv = torch::linear(x, w.slice(0, C), bias ? b.slice(0, C) : torch::Tensor())
+                        .reshape({B, N, 2, num_heads, head_dim})
+                        .permute({2, 0, 3, 1, 4});
+    return proj->forward(attend(q, kv[0], kv[1]).transpose(1, 2).reshape({B, T, C}));
+  }
+
+  // softmax(q k^T * scale) v for q [B,h,Nq,d], k and v [B,h,N,d].
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) const {
 #if TORCH_VERSION_MAJOR >= 2
     // The fused kernel (flash / memory-efficient on CUDA) computes the same softmax(q k^T * scale) v.
-    auto out = at::scaled_dot_product_attention(q, k, v);
+    return at::scaled_dot_product_attention(q, k, v);
 #else
     // Scaling q ([B,h,N,d]) instead of the scores ([B,h,N,N]) is the same maths with less work.
-    auto attn = torch::matmul(q * scale, k.transpose(-2, -1)).softmax(-1);
-    auto out = torch::matmul(attn, v);
+    return torch::matmul(torch::matmul(q * scale, k.transpose(-2, -1)).softmax(-1), v);
 #endif
-    return proj->forward(out.transpose(1, 2).reshape({B, N, C}));
   }
 
   int64_t num_heads;
@@ -96,6 +115,13 @@ struct BlockImpl : torch::nn::Module {
   torch::Tensor forward(torch::Tensor x) {
     x = x + attn->forward(norm1->forward(x));
     return x + mlp->forward(norm2->forward(x));
+  }
+
+  // forward(x).slice(1, keep_from) without computing the other rows: for a last block whose
+  // outputs are read only at some positions (the predictor's target tokens).
+  torch::Tensor forward_tail(const torch::Tensor& x, int64_t keep_from) {
+    auto y = x.slice(1, keep_from) + attn->forward_tail(norm1->forward(x), keep_from);
+    return y + mlp->forward(norm2->forward(y));
   }
 
   torch::nn::LayerNorm norm1;

@@ -3,6 +3,7 @@
 #include "config/params.hpp"
 #include "loader/cxx_component.hpp"
 #include "loader/registry.hpp"
+#include "vit_layers.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -128,4 +129,35 @@ TEST(VitPredictor, OneSequencePerTargetBlock) {
   const auto out2 = pred->forward(tokens, {ctx}, {t1, torch::tensor({{0, 1, 2}, {3, 4, 5}}, torch::kLong)});
   EXPECT_TRUE(torch::allclose(out.slice(0, 0, 2), out2.slice(0, 0, 2), 1e-5, 1e-6));
   EXPECT_FALSE(torch::allclose(out.slice(0, 2, 4), out2.slice(0, 2, 4)));
+}
+
+// The predictor's last block computes only the target tokens: the same outputs, and the same
+// gradients for every weight, as computing every token and dropping the context ones.
+TEST(VitLayers, BlockTailIsTheFullBlockSliced) {
+  torch::manual_seed(7);
+  for (const bool qkv_bias : {true, false}) {
+    jepa::vit::Block block(32, 4, 4.0, qkv_bias);
+    for (auto& p : block->parameters()) {
+      torch::NoGradGuard no_grad;
+      p.normal_(0.0, 0.2);  // away from the init's zero biases and unit norms
+    }
+    const auto x = torch::randn({3, 11, 32});
+    const auto full = block->forward(x).slice(1, 7);
+    const auto tail = block->forward_tail(x, 7);
+    ASSERT_EQ(tail.sizes(), full.sizes());
+    EXPECT_TRUE(torch::allclose(tail, full, 1e-5, 1e-6)) << (tail - full).abs().max().item<double>();
+
+    const auto weights = torch::randn(full.sizes());
+    std::vector<torch::Tensor> grads_full;
+    std::vector<torch::Tensor> grads_tail;
+    for (auto* grads : {&grads_full, &grads_tail}) {
+      block->zero_grad();
+      const auto y = grads == &grads_full ? block->forward(x).slice(1, 7) : block->forward_tail(x, 7);
+      (y * weights).sum().backward();
+      for (auto& p : block->parameters()) grads->push_back(p.grad().clone());
+    }
+    for (size_t i = 0; i < grads_full.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(grads_tail[i], grads_full[i], 1e-4, 1e-6)) << "parameter " << i;
+    }
+  }
 }

@@ -54,9 +54,13 @@ class VitPredictor final : public jepa::sdk::Predictor {
     auto target_pos = jepa::vit::repeat_interleave_batch(jepa::vit::apply_masks(pos, targets), B, n_ctx);
     auto pred_tokens = mask_token_ + target_pos;
     x = torch::cat({x.repeat({n_tgt, 1, 1}), pred_tokens}, 1);
-    for (const auto& blk : *blocks_) x = blk->as<jepa::vit::Block>()->forward(x);
-    x = norm_->forward(x).slice(1, n_context_tokens);
-    return proj_->forward(x);
+    // Only the target tokens' outputs are read: the last block computes no others (upstream computes
+    // and drops them, about a sixth of the default predictor's work).
+    const auto last = static_cast<int64_t>(blocks_->size()) - 1;
+    for (int64_t i = 0; i < last; ++i) x = (*blocks_)[i]->as<jepa::vit::Block>()->forward(x);
+    x = last >= 0 ? (*blocks_)[last]->as<jepa::vit::Block>()->forward_tail(x, n_context_tokens)
+                  : x.slice(1, n_context_tokens);
+    return proj_->forward(norm_->forward(x));
   }
 
  private:
