@@ -73,7 +73,8 @@ struct Launch {
   pid_t pid = -1;
   fs::path err;
 
-  Launch(const std::string& args, const fs::path& err_file) : err(err_file) {
+  explicit Launch(fs::path err_file) : err(std::move(err_file)) {}
+  void start(const std::string& args) {
     pid = ::fork();
     if (pid == 0) {
       const std::string cmd =
@@ -126,6 +127,18 @@ bool wait_for_step(const fs::path& db, int64_t step, std::chrono::seconds within
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+// A 2-rank job far longer than any test, with collectives timing out after `timeout_s`;
+// returns rank 1's pid once the run has logged 3 steps (or -1).
+pid_t start_long_job(Launch& launch, const fs::path& dir, int timeout_s) {
+  const auto file =
+      write(dir, "long.toml", experiment(dir, 16, "[distributed]\ntimeout = " + std::to_string(timeout_s) + "\n"));
+  launch.start("run " + q(file) +
+               " --nproc 2 --no-eval --set optimization.max_steps=100000 --set optimization.epochs=1000 --db " +
+               q(dir / "jepa.db"));
+  const pid_t rank1 = launch.rank_pid(1, std::chrono::seconds(30));
+  return rank1 > 0 && wait_for_step(dir / "jepa.db", 3, std::chrono::seconds(60)) ? rank1 : -1;
 }
 
 }  // namespace
@@ -201,16 +214,10 @@ TEST(DataParallel, PerRankMasksDifferBetweenRanksAndResumeIsExactWithTheSameRank
 
 TEST(DataParallel, AKilledRankFailsTheRunNamingIt) {
   const auto dir = jepa_test::temp_dir("jepa_dp_kill");
-  const auto file = write(dir, "long.toml", experiment(dir, 16, "[distributed]\ntimeout = 20\n") + "\n");
   const fs::path db = dir / "jepa.db";
-  Launch launch("run " + q(file) +
-                    " --nproc 2 --no-eval --set optimization.max_steps=100000 --set "
-                    "optimization.epochs=1000 --db " +
-                    q(db),
-                dir / "err.txt");
-  const pid_t rank1 = launch.rank_pid(1, std::chrono::seconds(30));
+  Launch launch(dir / "err.txt");
+  const pid_t rank1 = start_long_job(launch, dir, 20);
   ASSERT_GT(rank1, 0) << slurp(dir / "err.txt");
-  ASSERT_TRUE(wait_for_step(db, 3, std::chrono::seconds(60))) << slurp(dir / "err.txt");
   const auto killed_at = Clock::now();
   ::kill(rank1, SIGKILL);
   const int code = launch.wait(std::chrono::seconds(40));
@@ -228,16 +235,10 @@ TEST(DataParallel, AKilledRankFailsTheRunNamingIt) {
 
 TEST(DataParallel, AHungRankFailsTheRunAfterTheTimeout) {
   const auto dir = jepa_test::temp_dir("jepa_dp_hang");
-  const auto file = write(dir, "long.toml", experiment(dir, 16, "[distributed]\ntimeout = 4\n"));
   const fs::path db = dir / "jepa.db";
-  Launch launch("run " + q(file) +
-                    " --nproc 2 --no-eval --set optimization.max_steps=100000 --set "
-                    "optimization.epochs=1000 --db " +
-                    q(db),
-                dir / "err.txt");
-  const pid_t rank1 = launch.rank_pid(1, std::chrono::seconds(30));
+  Launch launch(dir / "err.txt");
+  const pid_t rank1 = start_long_job(launch, dir, 4);
   ASSERT_GT(rank1, 0) << slurp(dir / "err.txt");
-  ASSERT_TRUE(wait_for_step(db, 3, std::chrono::seconds(60))) << slurp(dir / "err.txt");
   const auto stopped_at = Clock::now();
   ::kill(rank1, SIGSTOP);  // alive, holding its connections, answering nothing
   const int code = launch.wait(std::chrono::seconds(60));
