@@ -2,7 +2,6 @@
 // bench/vit_tiny_224.toml, on synthetic images. Reports time per step, the step's matmul FLOPs
 // counted from the model shapes and the masks (and what upstream's step does for the same masks),
 // the achieved GFLOP/s, and peak resident memory.
-// Compare with the official PyTorch code: 1453 ms per step on the 2-core reference machine.
 #include "config/experiment.hpp"
 #include "loader/masking_strategy.hpp"
 #include "loader/registry.hpp"
@@ -11,6 +10,7 @@
 #include "train/step.hpp"
 
 #include <benchmark/benchmark.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <fstream>
@@ -77,6 +77,13 @@ void BM_train_step(benchmark::State& state) {
     const double upstream_pred_fwd = pred_io + 4 * B * pred_depth * block_flops(nc + nt, dp, 4 * dp);
     flops += target_fwd + 3 * (context_fwd + pred_fwd);  // backward costs about twice the forward
     upstream_flops += target_fwd + 3 * (context_fwd + upstream_pred_fwd);
+  }
+  // JEPA_PROFILE_TRACE=FILE: one more step under LibTorch's profiler, as a Chrome trace
+  // (bench/trace_summary.py sums it per operator).
+  if (const char* trace = std::getenv("JEPA_PROFILE_TRACE"); trace != nullptr && *trace != '\0') {
+    std::ofstream out(trace);
+    torch::autograd::profiler::RecordProfile profile(out);
+    step.run(images, it++);
   }
   state.counters["GFLOP_per_step"] = flops / state.iterations() / 1e9;
   state.counters["upstream_GFLOP_per_step"] = upstream_flops / state.iterations() / 1e9;
