@@ -77,6 +77,7 @@ struct Launch {
   void start(const std::string& args) {
     pid = ::fork();
     if (pid == 0) {
+      ::setpgid(0, 0);  // a process group of its own, as a terminal's foreground job
       const std::string cmd =
           "exec '" + std::string(JEPA_BINARY) + "' " + args + " > /dev/null 2> '" + err.string() + "'";
       ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
@@ -85,7 +86,7 @@ struct Launch {
   }
   ~Launch() {
     if (pid > 0) {
-      ::kill(pid, SIGKILL);
+      ::kill(-pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     }
   }
@@ -300,4 +301,22 @@ TEST(DataParallel, NprocInsideALaunchedJobIsRefused) {
   const auto half = run_jepa("run experiments/quickstart.toml", "RANK=1");
   EXPECT_EQ(half.code, 2);
   EXPECT_TRUE(contains(half.err, "WORLD_SIZE")) << half.err;
+}
+
+TEST(DataParallel, CtrlCStopsEveryRankAfterTheSameStepAndResumes) {
+  const auto dir = jepa_test::temp_dir("jepa_dp_sigint");
+  const fs::path db = dir / "jepa.db";
+  Launch launch(dir / "err.txt");
+  ASSERT_GT(start_long_job(launch, dir, 20), 0) << slurp(dir / "err.txt");
+  ::kill(-launch.pid, SIGINT);  // what Ctrl-C does: the launcher and both ranks get it
+  const int code = launch.wait(std::chrono::seconds(60));
+  ASSERT_EQ(code, 0) << slurp(dir / "err.txt");
+  jepa::store::Store store(db);
+  const auto run = store.find_run(1);
+  EXPECT_EQ(run->status, jepa::store::RunStatus::killed);
+  EXPECT_TRUE(contains(run->reason, "continue with: jepa run --resume 1 --nproc 2")) << run->reason;
+  const auto ckpt = store.latest_artifact(1, "checkpoint");
+  ASSERT_TRUE(ckpt.has_value());
+  EXPECT_EQ(ckpt->step, static_cast<int64_t>(losses(db, 1).size())) << "the checkpoint is the last step logged";
+  fs::remove_all(dir);
 }
