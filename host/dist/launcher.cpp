@@ -1,13 +1,13 @@
 #include "dist/launcher.hpp"
 
 #include "dist/group.hpp"
+#include "process/spawn.hpp"
 #include "store/store.hpp"
 
 #include <fmt/format.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,8 +18,6 @@
 #include <optional>
 #include <thread>
 
-extern char** environ;
-
 namespace jepa::dist {
 
 namespace {
@@ -29,11 +27,6 @@ using Clock = std::chrono::steady_clock;
 std::atomic<int> g_launcher_signal{0};
 extern "C" void on_launcher_signal(int sig) {
   g_launcher_signal.store(sig);
-}
-
-bool starts_with(const char* entry, const char* name) {
-  const size_t n = std::strlen(name);
-  return std::strncmp(entry, name, n) == 0 && entry[n] == '=';
 }
 
 std::string how_it_ended(int status) {
@@ -75,44 +68,21 @@ int launch_local(const LaunchOptions& o) {
   g_launcher_signal.store(0);
 
   std::map<pid_t, int> alive;
-  const pid_t parent = ::getpid();
   for (int r = 0; r < o.nproc; ++r) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-      bool own = false;
-      for (const char* name : kOwn) own = own || starts_with(*e, name);
-      if (!own) env.emplace_back(*e);
-    }
-    env.push_back(fmt::format("RANK={}", r));
-    env.push_back(fmt::format("WORLD_SIZE={}", o.nproc));
-    env.push_back(fmt::format("LOCAL_RANK={}", r));
-    env.push_back(fmt::format("LOCAL_WORLD_SIZE={}", o.nproc));
-    env.push_back("MASTER_ADDR=127.0.0.1");
-    env.push_back(fmt::format("MASTER_PORT={}", port));
-    env.push_back("TORCHELASTIC_USE_AGENT_STORE=True");
-    env.push_back("JEPA_LAUNCHER=jepa --nproc");
-    env.push_back(fmt::format("OMP_NUM_THREADS={}", threads));
-    std::vector<std::string> args = o.rank_args;
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-
-    const pid_t pid = ::fork();
-    if (pid < 0) {
+    // A rank must not outlive its launcher: it gets SIGTERM, and the others see it go.
+    process::ChildSpec child{
+        o.rank_args,
+        {std::begin(kOwn), std::end(kOwn)},
+        {fmt::format("RANK={}", r), fmt::format("WORLD_SIZE={}", o.nproc), fmt::format("LOCAL_RANK={}", r),
+         fmt::format("LOCAL_WORLD_SIZE={}", o.nproc), "MASTER_ADDR=127.0.0.1", fmt::format("MASTER_PORT={}", port),
+         "TORCHELASTIC_USE_AGENT_STORE=True", "JEPA_LAUNCHER=jepa --nproc", fmt::format("OMP_NUM_THREADS={}", threads)},
+        std::nullopt};
+    pid_t pid = 0;
+    try {
+      pid = process::spawn_child(child);
+    } catch (const std::exception& ex) {
       for (const auto& [p, rank] : alive) ::kill(p, SIGKILL);
-      throw std::runtime_error(fmt::format("cannot start rank {}: fork: {}", r, std::strerror(errno)));
-    }
-    if (pid == 0) {
-      // A rank must not outlive its launcher: it gets SIGTERM, and the others see it go.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) ::_exit(125);
-      ::signal(SIGINT, SIG_DFL);
-      ::signal(SIGTERM, SIG_DFL);
-      ::execve(argv[0], argv.data(), envp.data());
-      ::_exit(127);
+      throw std::runtime_error(fmt::format("cannot start rank {}: {}", r, ex.what()));
     }
     alive[pid] = r;
     fmt::print(stderr, "jepa: rank {} started (pid {}, {} thread{})\n", r, pid, threads, threads == 1 ? "" : "s");

@@ -1,5 +1,7 @@
 #include "sweep/scheduler.hpp"
 
+#include "process/spawn.hpp"
+
 #include "config/experiment.hpp"
 #include "config/params.hpp"
 #include "sweep/spec_json.hpp"
@@ -8,9 +10,7 @@
 #include <torch/cuda.h>
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,9 +25,8 @@
 #include <map>
 #include <thread>
 
-extern char** environ;
-
 namespace jepa::sweep {
+
 namespace fs = std::filesystem;
 namespace {
 
@@ -219,41 +218,17 @@ class Runner {
     for (const auto& p : options_.plugin_paths) args.insert(args.end(), {"--plugin-path", p});
     const fs::path log = log_dir_ / fmt::format("trial-{:03}.log", index);
 
-    // Everything the child needs is prepared before fork: between fork and exec only
-    // async-signal-safe calls are allowed.
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) {
-      if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0 && std::strncmp(*e, "OMP_NUM_THREADS=", 16) != 0) {
-        env.emplace_back(*e);
-      }
-    }
-    env.push_back("CUDA_VISIBLE_DEVICES=" + s.cuda_visible_devices);
-    env.push_back(fmt::format("OMP_NUM_THREADS={}", s.threads));
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    const std::string log_path = log.string();
-    const pid_t parent = ::getpid();
-
-    const pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error(fmt::format("cannot start trial {}: fork: {}", index, std::strerror(errno)));
-    if (pid == 0) {
-      // A trial must not outlive its sweep host: it gets SIGTERM, checkpoints and stops.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) ::_exit(125);
-      ::signal(SIGINT, SIG_DFL);
-      ::signal(SIGTERM, SIG_DFL);
-      const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, STDOUT_FILENO);
-        ::dup2(fd, STDERR_FILENO);
-        ::close(fd);
-      }
-      ::execve(argv[0], argv.data(), envp.data());
-      ::_exit(127);
+    // A trial must not outlive its sweep host: it gets SIGTERM, checkpoints and stops.
+    process::ChildSpec child{
+        args,
+        {"CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"},
+        {"CUDA_VISIBLE_DEVICES=" + s.cuda_visible_devices, fmt::format("OMP_NUM_THREADS={}", s.threads)},
+        log};
+    pid_t pid = 0;
+    try {
+      pid = process::spawn_child(child);
+    } catch (const std::exception& ex) {
+      throw std::runtime_error(fmt::format("cannot start trial {}: {}", index, ex.what()));
     }
     store_.set_trial_pid(sweep_id_, index, pid);
     running_[pid] = Running{index, slot, log, now_seconds()};
