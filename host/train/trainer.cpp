@@ -254,6 +254,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
   // tells the others; whatever goes wrong on its side reaches them instead of a timeout.
   CheckpointState state;
   int64_t run_id = 0;
+  bool from_checkpoint = false;  // every rank loads the same file, so weights agree without a copy
   if (leader) {
     store::Store& store = *store_ptr;
     std::string start_from;
@@ -266,6 +267,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
           check_world(state, run_id);
           store.reopen_run(run_id, state.step);
           start_from = ckpt->path;
+          from_checkpoint = true;
           fmt::print(stderr, "resuming run {} from step {} ({})\n", run_id, state.step, ckpt->path);
         } else if (options.restart_without_checkpoint) {
           // A sweep trial interrupted before its first checkpoint: the same run starts over.
@@ -307,11 +309,12 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
       // Ranks share a filesystem, as upstream's checkpoints assume.
       state = load_checkpoint(path, *m.encoder, *m.target, *m.predictor, optimizer.get());
       check_world(state, run_id);
+      from_checkpoint = true;
     }
   }
   state.world_size = world;
-  if (group != nullptr) {
-    // Identical by seed already; the copy makes it so whatever the ranks' hardware.
+  if (group != nullptr && !from_checkpoint) {
+    // Identical by seed already; the copy (as DDP's) makes it so whatever the ranks' hardware.
     std::vector<torch::Tensor> weights;
     for (auto* module :
          {static_cast<torch::nn::Module*>(m.encoder.get()), static_cast<torch::nn::Module*>(m.target.get()),
