@@ -189,7 +189,6 @@ struct GradientReducer::Impl {
     std::vector<at::Tensor> io;  // the flat buffer, as the collective wants it
     c10::intrusive_ptr<c10d::Work> work;
     size_t ready = 0;
-    bool launched = false;
   };
 
   Group& group;
@@ -216,7 +215,6 @@ struct GradientReducer::Impl {
     } catch (const std::exception& ex) {
       if (error.empty()) error = ex.what();
     }
-    b.launched = true;
   }
   void on_gradient(size_t index, const at::Tensor& grad) {
     std::lock_guard<std::mutex> lock(mutex);
@@ -280,7 +278,6 @@ void GradientReducer::prepare(int64_t step) {
   for (auto& b : impl_->buckets) {
     b.io[0].zero_();
     b.ready = 0;
-    b.launched = false;
     b.work.reset();
   }
 }
