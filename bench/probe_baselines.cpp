@@ -37,12 +37,16 @@ int main(int argc, char** argv) {
       }
       fmt::print("{:<28} {:.1f} s\n", "", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     };
-    auto pixels = jepa::train::make_eval_input(e, models.target, torch::kCPU, 0, train, test);
+    // The precision a run of this experiment would evaluate in (only the encoder's forward uses it).
+    const auto precision = jepa::train::choose_precision(e.precision, false, jepa::train::detect_cpu_bf16());
+    fmt::print("precision: {} ({})\n", jepa::train::precision_name(precision.precision), precision.reason);
+    auto pixels = jepa::train::make_eval_input(e, models.target, torch::kCPU, precision.precision, 0, train, test);
     pixels.encode = [](const torch::Tensor& images, int64_t) {
       return std::vector<torch::Tensor>{images.flatten(1).unsqueeze(1)};
     };
     timed("raw pixels", pixels);
-    timed("random-init encoder", jepa::train::make_eval_input(e, models.target, torch::kCPU, 0, train, test));
+    timed("random-init encoder",
+          jepa::train::make_eval_input(e, models.target, torch::kCPU, precision.precision, 0, train, test));
     return 0;
   } catch (const std::exception& ex) {
     fmt::print(stderr, "error: {}\n", ex.what());

@@ -1,11 +1,12 @@
 // One I-JEPA train step (TrainStep: the code the trainer runs) for the configuration in
-// bench/vit_tiny_224.toml, on synthetic images. Reports time per step, the step's matmul FLOPs
-// counted from the model shapes and the masks (and what upstream's step does for the same masks),
-// the achieved GFLOP/s, and peak resident memory.
+// bench/vit_tiny_224.toml, on synthetic images, in fp32 and in bf16 (autocast, where native). Reports time per step,
+// the step's matmul FLOPs counted from the model shapes and the masks (and what upstream's step does for the same
+// masks), the achieved GFLOP/s, and peak resident memory.
 #include "config/experiment.hpp"
 #include "loader/masking_strategy.hpp"
 #include "loader/registry.hpp"
 #include "train/models.hpp"
+#include "train/precision.hpp"
 #include "train/schedules.hpp"
 #include "train/step.hpp"
 
@@ -50,7 +51,12 @@ void BM_train_step(benchmark::State& state) {
   sc.iterations_per_epoch = 1000;
   sc.epochs = 10;
   const jepa::train::Schedules sched(sc);
-  jepa::train::TrainStep step(models, *optimizer, masking, sched, 0, torch::kCPU);
+  const auto precision = state.range(0) == 1 ? jepa::train::Precision::bf16 : jepa::train::Precision::fp32;
+  if (precision == jepa::train::Precision::bf16 && !jepa::train::detect_cpu_bf16().native()) {
+    state.SkipWithError("this CPU has no native bf16");
+    return;
+  }
+  jepa::train::TrainStep step(models, *optimizer, masking, sched, 0, torch::kCPU, precision);
   const auto images = torch::randn({e.batch_size, 3, e.image_size, e.image_size});
 
   const double d = static_cast<double>(models.encoder->embed_dim());
@@ -93,6 +99,7 @@ void BM_train_step(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_train_step)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(20.0);
+// bf16:0 is fp32, bf16:1 runs the forward passes under bf16 autocast ([run] precision = "bf16").
+BENCHMARK(BM_train_step)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(20.0);
 
 BENCHMARK_MAIN();

@@ -8,6 +8,13 @@
 //   seed = 0                   # >= 0
 //   threads = 0                # CPU threads for LibTorch; 0 = every core
 //   device = "auto"            # auto (CUDA when available) | cpu | cuda
+//   precision = "auto"         # auto | fp32 | bf16: bf16 autocast over the forward passes (fp32
+//                              #   master weights, optimizer, target layer norm, loss and EMA), as
+//                              #   upstream's use_bfloat16; auto = bf16 on CUDA and on CPUs with
+//                              #   native bf16 (AVX-512 BF16 or AMX, detected at run time), fp32
+//                              #   elsewhere; bf16 on a CPU without it is an error. Evaluators'
+//                              #   feature extraction follows it; their classifiers stay fp32.
+//                              #   The choice and its reason go to the run's environment
 //
 //   [data]
 //   dataset = "fashion_mnist"  # fashion_mnist | image_folder
@@ -279,12 +286,14 @@ const std::vector<HostSection>& host_sections() {
   static const std::vector<HostSection> sections = [] {
     using E = Experiment;
     std::vector<HostSection> s;
-    s.push_back(
-        {"run",
-         {key("name", &E::name, "run name (default: the file's stem)"),
-          key("seed", &E::seed, "random seed").at_least(0),
-          key("threads", &E::threads, "CPU threads for LibTorch; 0 = every core").range(0, INT_MAX),
-          key("device", &E::device, "auto (CUDA when available), cpu or cuda").one_of({"auto", "cpu", "cuda"})}});
+    s.push_back({"run",
+                 {key("name", &E::name, "run name (default: the file's stem)"),
+                  key("seed", &E::seed, "random seed").at_least(0),
+                  key("threads", &E::threads, "CPU threads for LibTorch; 0 = every core").range(0, INT_MAX),
+                  key("device", &E::device, "auto (CUDA when available), cpu or cuda").one_of({"auto", "cpu", "cuda"}),
+                  key("precision", &E::precision,
+                      "auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32 or bf16 (autocast)")
+                      .one_of({"auto", "fp32", "bf16"})}});
     s.push_back(
         {"data",
          {key("dataset", &E::dataset, "fashion_mnist or image_folder").one_of({"fashion_mnist", "image_folder"}),
@@ -314,19 +323,18 @@ const std::vector<HostSection>& host_sections() {
                   key("dir", &E::checkpoint_dir,
                       "each run writes <dir>/<run id>/; \"\" = runs/ next to the results database")}});
     s.push_back({"logging", {key("every", &E::log_every, "steps between metric rows").at_least(1)}});
-    s.push_back(
-        {"distributed",
-         {key("backend", &E::dist_backend, "auto (NCCL on CUDA when built with it, else Gloo), gloo or nccl")
-              .one_of({"auto", "gloo", "nccl"}),
-          key("masks", &E::dist_masks,
-              "per_rank (each rank draws its own, as upstream) or global (one draw for the global batch)")
-              .one_of({"per_rank", "global"}),
-          key("timeout", &E::dist_timeout, "seconds a collective waits for the other ranks").above(0),
-          key("leader_timeout", &E::dist_leader_timeout,
-              "seconds the other ranks wait for rank 0's evaluations and checkpoints")
-              .above(0),
-          key("bucket_mb", &E::dist_bucket_mb, "MB of gradients per all-reduce bucket (DDP's bucket_cap_mb)")
-              .above(0)}});
+    s.push_back({"distributed",
+                 {key("backend", &E::dist_backend, "auto (NCCL on CUDA when built with it, else Gloo), gloo or nccl")
+                      .one_of({"auto", "gloo", "nccl"}),
+                  key("masks", &E::dist_masks,
+                      "per_rank (each rank draws its own, as upstream) or global (one draw for the global batch)")
+                      .one_of({"per_rank", "global"}),
+                  key("timeout", &E::dist_timeout, "seconds a collective waits for the other ranks").above(0),
+                  key("leader_timeout", &E::dist_leader_timeout,
+                      "seconds the other ranks wait for rank 0's evaluations and checkpoints")
+                      .above(0),
+                  key("bucket_mb", &E::dist_bucket_mb, "MB of gradients per all-reduce bucket (DDP's bucket_cap_mb)")
+                      .above(0)}});
     return s;
   }();
   return sections;

@@ -56,8 +56,9 @@ struct Experiment {
   // [run]
   std::string name;  // default: the file's stem
   uint64_t seed = 0;
-  int threads = 0;              // CPU threads for LibTorch; 0 = every core
-  std::string device = "auto";  // "auto" (CUDA when available), "cpu", "cuda"
+  int threads = 0;                 // CPU threads for LibTorch; 0 = every core
+  std::string device = "auto";     // "auto" (CUDA when available), "cpu", "cuda"
+  std::string precision = "auto";  // "auto" (bf16 where native), "fp32", "bf16"
 
   // [data]
   std::string dataset = "fashion_mnist";  // "fashion_mnist" or "image_folder"
@@ -97,7 +98,7 @@ struct Experiment {
   int64_t log_every = 10;  // steps between metric rows
 
   // [distributed]: used when the run has several ranks (jepa run --nproc, torchrun, SLURM)
-  std::string dist_backend = "auto";  // auto (NCCL on CUDA when built with it, else Gloo) | gloo | nccl
+  std::string dist_backend = "auto";    // auto (NCCL on CUDA when built with it, else Gloo) | gloo | nccl
   std::string dist_masks = "per_rank";  // per_rank (upstream) | global (as one process with the whole batch)
   double dist_timeout = 300;            // seconds a collective waits for the other ranks
   double dist_leader_timeout = 3600;    // seconds the others wait for rank 0's evaluations and checkpoints

@@ -1,7 +1,7 @@
 #include "train/evaluation.hpp"
 
 #include "loader/cxx_component.hpp"
-#include "train/step.hpp"
+#include "train/autocast.hpp"
 
 #include <ATen/Context.h>
 #include <fmt/format.h>
@@ -37,7 +37,7 @@ torch::Tensor images_tensor(data::Batch& b) {
 }
 
 sdk::EvalInput make_eval_input(const config::Experiment& e, std::shared_ptr<sdk::Encoder> encoder, torch::Device device,
-                               int64_t step, const std::shared_ptr<const data::ImageSource>& train,
+                               Precision precision, int64_t step, const std::shared_ptr<const data::ImageSource>& train,
                                const std::shared_ptr<const data::ImageSource>& test) {
   sdk::EvalInput in;
   const auto transform = make_transform(e, /*train=*/false);
@@ -49,10 +49,10 @@ sdk::EvalInput make_eval_input(const config::Experiment& e, std::shared_ptr<sdk:
     auto labels = torch::tensor(b.labels, torch::kLong);
     return std::make_pair(images, labels);
   };
-  const bool cuda = device.is_cuda();
-  in.encode = [encoder, device, cuda](const torch::Tensor& images, int64_t layers) {
+  const bool bf16 = precision == Precision::bf16;
+  in.encode = [encoder, device, bf16](const torch::Tensor& images, int64_t layers) {
     torch::NoGradGuard no_grad;
-    AutocastScope autocast(cuda);
+    AutocastScope autocast(device, bf16);
     auto out = encoder->forward_last_layers(images.to(device), layers);
     for (auto& t : out) t = t.to(torch::kFloat32);
     return out;

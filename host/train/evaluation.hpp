@@ -5,6 +5,7 @@
 #include "config/experiment.hpp"
 #include "data/dataset.hpp"
 #include "store/store.hpp"
+#include "train/precision.hpp"
 
 #include <jepa/sdk/encoder.hpp>
 #include <jepa/sdk/evaluator.hpp>
@@ -25,9 +26,11 @@ data::Transform make_transform(const config::Experiment& e, bool train);
 // A [B, C, H, W] view of a batch's floats (no copy: the batch must outlive it).
 torch::Tensor images_tensor(data::Batch& batch);
 
-// Evaluator input over the experiment's data (no random crops) and a frozen encoder.
+// Evaluator input over the experiment's data (no random crops) and a frozen encoder. The encoder
+// runs in the run's precision (bf16: under autocast) and its features come back as fp32, so every
+// evaluator's own classifier trains in fp32.
 sdk::EvalInput make_eval_input(const config::Experiment& e, std::shared_ptr<sdk::Encoder> encoder, torch::Device device,
-                               int64_t step, const std::shared_ptr<const data::ImageSource>& train,
+                               Precision precision, int64_t step, const std::shared_ptr<const data::ImageSource>& train,
                                const std::shared_ptr<const data::ImageSource>& test);
 
 // Runs one evaluator and returns "<evaluator>/<metric>" -> value.

@@ -1,9 +1,9 @@
 #include "train/step.hpp"
 
-#include <ATen/autocast_mode.h>
+#include "train/autocast.hpp"
+
 #include <fmt/format.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 #include <jepa/sdk/tensor_masks.hpp>
 
 #include <cmath>
@@ -31,36 +31,16 @@ void set_schedule(torch::optim::AdamW& opt, double lr, double wd) {
 
 }  // namespace
 
-AutocastScope::AutocastScope(bool enabled) : enabled_(enabled) {
-  if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_enabled(at::kCUDA, true);
-  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-#else
-  at::autocast::set_enabled(true);
-  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-#endif
-  at::autocast::increment_nesting();
-}
-
-AutocastScope::~AutocastScope() {
-  if (!enabled_) return;
-  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_enabled(at::kCUDA, false);
-#else
-  at::autocast::set_enabled(false);
-#endif
-}
-
 TrainStep::TrainStep(Models& models, torch::optim::AdamW& optimizer, loader::MaskingStrategy& masking,
-                     const Schedules& schedules, uint64_t seed, torch::Device device, DataParallel parallel)
+                     const Schedules& schedules, uint64_t seed, torch::Device device, Precision precision,
+                     DataParallel parallel)
     : m_(models),
       optimizer_(optimizer),
       masking_(masking),
       schedules_(schedules),
       seed_(seed),
       device_(device),
+      precision_(precision),
       parallel_(parallel),
       grid_(models.encoder->patch_grid()) {
   for (auto& p : m_.target->parameters()) target_params_.push_back(p);
@@ -107,6 +87,36 @@ sdk::MaskSample TrainStep::masks(int batch, int64_t it) {
   return mine;
 }
 
+StepForward TrainStep::forward(const torch::Tensor& batch_images, int64_t it) {
+  StepForward f;
+  const auto B = static_cast<int>(batch_images.size(0));
+  const auto s = masks(B, it);
+  f.context_length = s.context_length;
+  f.target_length = s.target_length;
+  const auto ctx = index_tensors(s.context, s.context_blocks, B, s.context_length, device_);
+  const auto tgt = index_tensors(s.target, s.target_blocks, B, s.target_length, device_);
+  const auto images = batch_images.to(device_, /*non_blocking=*/true);
+
+  torch::Tensor h;
+  {
+    AutocastScope autocast(device_, precision_ == Precision::bf16);
+    {
+      torch::NoGradGuard no_grad;
+      h = m_.target->forward(images, {});
+    }
+    f.prediction = m_.predictor->forward(m_.encoder->forward(images, ctx), ctx, tgt);
+  }
+  // In fp32 whatever the forward passes ran in, as upstream's autocast does on CUDA (layer_norm
+  // and smooth_l1_loss are on its fp32 list); CPU autocast would leave them in bf16.
+  {
+    torch::NoGradGuard no_grad;
+    h = torch::layer_norm(h.to(torch::kFloat32), {h.size(-1)});  // non-affine, eps 1e-5, as upstream
+    f.target = sdk::repeat_interleave_batch(sdk::apply_masks(h, tgt), B, s.context_blocks);
+  }
+  f.loss = torch::nn::functional::smooth_l1_loss(f.prediction.to(torch::kFloat32), f.target);
+  return f;
+}
+
 StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it) {
   StepResult r;
   // Upstream advances its schedulers before the step, counting from 1.
@@ -114,27 +124,10 @@ StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it) {
   r.weight_decay = schedules_.weight_decay_at(it + 1);
   set_schedule(optimizer_, r.lr, r.weight_decay);
 
-  const auto B = static_cast<int>(batch_images.size(0));
-  const auto s = masks(B, it);
-  r.context_length = s.context_length;
-  r.target_length = s.target_length;
-  const auto ctx = index_tensors(s.context, s.context_blocks, B, s.context_length, device_);
-  const auto tgt = index_tensors(s.target, s.target_blocks, B, s.target_length, device_);
-  const auto images = batch_images.to(device_, /*non_blocking=*/true);
-
-  torch::Tensor loss;
-  {
-    AutocastScope autocast(device_.is_cuda());
-    torch::Tensor h;
-    {
-      torch::NoGradGuard no_grad;
-      h = m_.target->forward(images, {});
-      h = torch::layer_norm(h, {h.size(-1)});  // non-affine, eps 1e-5, as upstream
-      h = sdk::repeat_interleave_batch(sdk::apply_masks(h, tgt), B, s.context_blocks);
-    }
-    const auto z = m_.predictor->forward(m_.encoder->forward(images, ctx), ctx, tgt);
-    loss = torch::nn::functional::smooth_l1_loss(z, h);
-  }
+  const StepForward f = forward(batch_images, it);
+  r.context_length = f.context_length;
+  r.target_length = f.target_length;
+  const torch::Tensor& loss = f.loss;
   r.loss = loss.item<double>();
   dist::Group* group = parallel_.group;
   if (group != nullptr) r.loss = group->mean(r.loss, it + 1);  // NaN on one rank is NaN on all

@@ -7,6 +7,7 @@
 #include "train/evaluation.hpp"
 #include "train/heartbeat.hpp"
 #include "train/models.hpp"
+#include "train/precision.hpp"
 #include "train/progress.hpp"
 #include "train/step.hpp"
 #include "train/trial_pruner.hpp"
@@ -152,6 +153,9 @@ void describe_experiment(const Experiment& e) {
   } else {
     fmt::print("  shapes    (forward check skipped for a {:.0f} M parameter model)\n", params / 1e6);
   }
+  const bool cuda = e.device != "cpu" && torch::cuda::is_available();
+  const auto precision = choose_precision(e.precision, cuda, detect_cpu_bf16());
+  fmt::print("  precision {} ({})\n", precision_name(precision.precision), precision.reason);
   fmt::print("  optimizer AdamW, lr {} -> {} (warmup {} epochs from {}), wd {} -> {}, ema {} -> {}\n", e.lr, e.final_lr,
              e.warmup, e.start_lr, e.weight_decay, e.final_weight_decay, e.ema[0], e.ema[1]);
   if (e.evaluators.empty()) fmt::print("  evaluation (none)\n");
@@ -254,6 +258,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
   // tells the others; whatever goes wrong on its side reaches them instead of a timeout.
   CheckpointState state;
   int64_t run_id = 0;
+  PrecisionChoice precision;
+  const CpuBf16 cpu_bf16 = detect_cpu_bf16();
   bool from_checkpoint = false;  // every rank loads the same file, so weights agree without a copy
   if (leader) {
     store::Store& store = *store_ptr;
@@ -261,6 +267,11 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
     try {
       if (options.resume_run) {
         run_id = *options.resume_run;
+        {
+          const auto stored = store.environment(run_id);
+          const auto it = stored.find("precision");
+          precision = stored_precision(it != stored.end() ? it->second : "", device.is_cuda(), cpu_bf16);
+        }
         const auto ckpt = store.latest_artifact(run_id, "checkpoint");
         if (ckpt) {
           state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get());
@@ -277,6 +288,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
           throw std::runtime_error(fmt::format("run {} has no checkpoint to resume from", run_id));
         }
       } else {
+        precision = choose_precision(e.precision, device.is_cuda(), cpu_bf16);
         run_id = store.create_run(e.name, e.resolved.dump(), e.source.string(), e.seed, std::nullopt, options.trial);
         auto params = config::flatten(e.resolved);
         params["distributed.world_size"] = std::to_string(world);
@@ -285,6 +297,9 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
       }
       auto env = collect_environment(e.source.parent_path(), device.str());
       env["world_size"] = std::to_string(world);
+      env["precision"] = precision_name(precision.precision);
+      env["precision_reason"] = precision.reason;
+      env["cpu_bf16"] = cpu_bf16.describe();
       if (group != nullptr) {
         env["distributed_backend"] = group->backend();
         env["launcher"] = group->env().launcher;
@@ -292,7 +307,10 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
       store.set_environment(run_id, env);
       if (group != nullptr) {
         group->publish("run_id", std::to_string(run_id));
-        group->publish(kStartKey, nlohmann::json{{"run_id", run_id}, {"checkpoint", start_from}}.dump());
+        group->publish(kStartKey, nlohmann::json{{"run_id", run_id},
+                                                 {"checkpoint", start_from},
+                                                 {"precision", precision_name(precision.precision)}}
+                                      .dump());
       }
     } catch (const std::exception& ex) {
       if (group != nullptr) group->publish(kStartKey, nlohmann::json{{"error", ex.what()}}.dump());
@@ -304,6 +322,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
       throw dist::PeerError("rank 0 could not start: " + start["error"].get<std::string>());
     }
     run_id = start["run_id"].get<int64_t>();
+    // Rank 0's choice, so that every rank computes alike; this rank must be able to follow it.
+    precision = stored_precision(start["precision"].get<std::string>(), device.is_cuda(), cpu_bf16);
     const auto path = start["checkpoint"].get<std::string>();
     if (!path.empty()) {
       // Ranks share a filesystem, as upstream's checkpoints assume.
@@ -332,6 +352,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
   std::optional<TrialPruner> pruner;
   std::optional<Heartbeat> heartbeat;
   if (leader) {
+    fmt::print(stderr, "run {}: precision {} ({})\n", run_id, precision_name(precision.precision), precision.reason);
     log.emplace(*store_ptr, run_id);
     pruner.emplace(*store_ptr, run_id);
     heartbeat.emplace(store_ptr->path(), run_id);
@@ -358,7 +379,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
   };
 
   try {
-    TrainStep step(m, *optimizer, masking, sched, e.seed, device,
+    TrainStep step(m, *optimizer, masking, sched, e.seed, device, precision.precision,
                    DataParallel{group, e.dist_masks == "global", static_cast<int64_t>(e.dist_bucket_mb * (1 << 20))});
 
     int64_t epoch = state.epoch;
@@ -379,7 +400,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
         std::vector<std::pair<std::string, double>> results;
         {
           TrainingPause pause(*m.target, device);
-          const auto input = make_eval_input(e, m.target, device, state.step, train_source, test_source);
+          const auto input =
+              make_eval_input(e, m.target, device, precision.precision, state.step, train_source, test_source);
           results = evaluate_and_record(ev, input, *store_ptr, run_id, state.step);
         }
         std::string line = fmt::format("step {}: {}", state.step, ev.id);
@@ -518,7 +540,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
         if (!ev.at_end) continue;
         fmt::print(stderr, "evaluating with {} ...\n", ev.id);
         TrainingPause pause(*m.target, device);  // eval mode, as during training
-        const auto input = make_eval_input(e, m.target, device, state.step, train_source, test_source);
+        const auto input =
+            make_eval_input(e, m.target, device, precision.precision, state.step, train_source, test_source);
         for (const auto& [name, value] : evaluate_and_record(ev, input, *store_ptr, run_id, state.step)) {
           fmt::print("{} = {:.4g}\n", name, value);
         }
@@ -556,6 +579,7 @@ struct LoadedRun {
   Models models;
   CheckpointState state;
   torch::Device device = torch::kCPU;
+  Precision precision = Precision::fp32;
 };
 
 LoadedRun load_run(int64_t run_id, const loader::Registry& registry, store::Store& store) {
@@ -568,6 +592,17 @@ LoadedRun load_run(int64_t run_id, const loader::Registry& registry, store::Stor
   const auto ckpt = store.latest_artifact(run_id, "checkpoint");
   if (!ckpt) throw std::runtime_error(fmt::format("run {} has no checkpoint", run_id));
   r.state = load_checkpoint(ckpt->path, *r.models.encoder, *r.models.target, *r.models.predictor, nullptr);
+  // Evaluate as the run trained; a bf16 run on a machine without native bf16 is evaluated in fp32
+  // (slower emulation would give the same features, only later).
+  const auto env = store.environment(run_id);
+  const auto it = env.find("precision");
+  try {
+    r.precision = stored_precision(it != env.end() ? it->second : "", r.device.is_cuda(), detect_cpu_bf16()).precision;
+  } catch (const config::ConfigError&) {
+    fmt::print(stderr, "note: run {} trained in bf16; this CPU has no native bf16, so it is evaluated in fp32\n",
+               run_id);
+    r.precision = Precision::fp32;
+  }
   return r;
 }
 
@@ -579,7 +614,7 @@ std::vector<std::pair<std::string, double>> evaluate_run(int64_t run_id, const c
   r.models.target->eval();
   auto train = open_split(r.experiment, data::Split::train);
   auto test = open_split(r.experiment, data::Split::test);
-  const auto input = make_eval_input(r.experiment, r.models.target, r.device, r.state.step, train, test);
+  const auto input = make_eval_input(r.experiment, r.models.target, r.device, r.precision, r.state.step, train, test);
   return evaluate_and_record(evaluator, input, store, run_id, r.state.step);
 }
 

@@ -113,13 +113,18 @@ TEST(Train, EndToEndRecordsEverything) {
   fs::remove_all(dir);
 }
 
-TEST(Train, ResumeIsExact) {
-  const auto dir = jepa_test::temp_dir("jepa_train_resume");
+namespace {
+
+// Stops a run after 5 of its 16 steps, resumes it, and checks that every loss and the final weights
+// equal the uninterrupted run's, in the given precision (`env` forces what the CPU reports).
+void check_exact_resume(const std::string& precision, const std::string& env, const std::string& name) {
+  const auto dir = jepa_test::temp_dir("jepa_train_resume_" + name);
   const auto file = write_experiment(dir, 1);
   const auto db_a = dir / "a.db";
   const auto db_b = dir / "b.db";
-  ASSERT_EQ(run_jepa("run " + q(file) + " --no-eval --db " + q(db_a)).code, 0);
-  const auto stopped = run_jepa("run " + q(file) + " --no-eval --stop-after 5 --db " + q(db_b));
+  const std::string set = " --set run.precision=" + precision;
+  ASSERT_EQ(run_jepa("run " + q(file) + set + " --no-eval --db " + q(db_a), env).code, 0);
+  const auto stopped = run_jepa("run " + q(file) + set + " --no-eval --stop-after 5 --db " + q(db_b), env);
   ASSERT_EQ(stopped.code, 0) << stopped.err;
   {
     jepa::store::Store store(db_b);
@@ -129,8 +134,9 @@ TEST(Train, ResumeIsExact) {
     EXPECT_TRUE(contains(run->reason, "--stop-after")) << run->reason;
     EXPECT_EQ(store.metrics(1, "train/loss").size(), 5u);
   }
-  const auto resumed = run_jepa("run --resume 1 --no-eval --db " + q(db_b));
+  const auto resumed = run_jepa("run --resume 1 --no-eval --db " + q(db_b), env);
   ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_EQ(jepa::store::Store(db_b).environment(1).at("precision"), precision);
   const auto a = losses(db_a, 1);
   const auto b = losses(db_b, 1);
   ASSERT_EQ(a.size(), 16u);
@@ -147,6 +153,69 @@ TEST(Train, ResumeIsExact) {
   ASSERT_EQ(run_jepa("export 1 --no-module-prefix -o " + q(dir / "c.pt") + " --db " + q(db_a)).code, 0);
   EXPECT_EQ(std::system((check + q(dir / "c.pt") + " --no-module-prefix").c_str()), 0);
   EXPECT_NE(std::system((check + q(dir / "c.pt")).c_str()), 0) << "the checker notices a missing prefix";
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+TEST(Train, ResumeIsExact) {
+  check_exact_resume("fp32", "", "fp32");
+}
+
+// bf16 autocast on the CPU: deterministic too, so resume stays exact. JEPA_CPU_BF16=1 makes the
+// test run in bf16 on any CPU (emulated where not native: slower, the same semantics).
+TEST(Train, ResumeIsExactInBf16) {
+  check_exact_resume("bf16", "JEPA_CPU_BF16=1", "bf16");
+}
+
+TEST(Train, PrecisionIsChosenRecordedAndShown) {
+  const auto dir = jepa_test::temp_dir("jepa_train_precision");
+  const auto file = write_experiment(dir, 1);
+  const auto db = dir / "jepa.db";
+  const std::string args = "run " + q(file) + " --no-eval --set optimization.max_steps=2 --db " + q(db);
+  // auto on a CPU without native bf16: fp32; with it: bf16.
+  const auto plain = run_jepa(args, "JEPA_CPU_BF16=0");
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_TRUE(contains(plain.err, "precision fp32 (auto: CPU has no native bf16")) << plain.err;
+  const auto native = run_jepa(args, "JEPA_CPU_BF16=1");
+  ASSERT_EQ(native.code, 0) << native.err;
+  {
+    jepa::store::Store store(db);
+    const auto a = store.environment(1);
+    EXPECT_EQ(a.at("precision"), "fp32");
+    EXPECT_TRUE(contains(a.at("precision_reason"), "no native bf16")) << a.at("precision_reason");
+    const auto b = store.environment(2);
+    EXPECT_EQ(b.at("precision"), "bf16");
+    EXPECT_TRUE(contains(b.at("precision_reason"), "auto: CPU has AVX512_BF16")) << b.at("precision_reason");
+    EXPECT_EQ(store.params(2).at("run.precision"), "auto");
+  }
+  const auto shown = run_jepa("show 2 --db " + q(db));
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  EXPECT_TRUE(contains(shown.out, "precision ")) << shown.out;
+  EXPECT_TRUE(contains(shown.out, "bf16")) << shown.out;
+  // Explicit fp32 wins over a CPU that could do bf16.
+  const auto fp32 = run_jepa(args + " --set run.precision=fp32", "JEPA_CPU_BF16=1");
+  ASSERT_EQ(fp32.code, 0) << fp32.err;
+  EXPECT_EQ(jepa::store::Store(db).environment(3).at("precision"), "fp32");
+  fs::remove_all(dir);
+}
+
+TEST(Train, Bf16WhereItIsNotNativeIsAConfigErrorAndResumeIsRefused) {
+  const auto dir = jepa_test::temp_dir("jepa_train_bf16_refused");
+  const auto file = write_experiment(dir, 1);
+  const auto db = dir / "jepa.db";
+  const auto r = run_jepa("run " + q(file) + " --no-eval --set run.precision=bf16 --db " + q(db), "JEPA_CPU_BF16=0");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(contains(r.err, "[run] precision = \"bf16\", but this CPU has no native bf16")) << r.err;
+  EXPECT_FALSE(fs::exists(db) && jepa::store::Store(db).find_run(1).has_value()) << "nothing is recorded";
+  // A bf16 run stopped on a machine with bf16 is not continued in another precision elsewhere.
+  ASSERT_EQ(run_jepa("run " + q(file) + " --no-eval --stop-after 2 --db " + q(db), "JEPA_CPU_BF16=1").code, 0);
+  const auto resumed = run_jepa("run --resume 1 --no-eval --db " + q(db), "JEPA_CPU_BF16=0");
+  EXPECT_EQ(resumed.code, 2) << resumed.err;
+  EXPECT_TRUE(contains(resumed.err, "the run trained in bf16")) << resumed.err;
+  jepa::store::Store store(db);
+  EXPECT_EQ(store.find_run(1)->status, jepa::store::RunStatus::killed) << "not recorded as resumed";
+  EXPECT_EQ(store.metrics(1, "train/loss").size(), 2u);
   fs::remove_all(dir);
 }
 

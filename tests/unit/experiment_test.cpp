@@ -123,6 +123,7 @@ TEST_F(ExperimentTest, MinimalFileFillsEveryDefault) {
   EXPECT_EQ(e.name, "exp");  // the file's stem
   EXPECT_EQ(e.seed, d.seed);
   EXPECT_EQ(e.device, "auto");
+  EXPECT_EQ(e.precision, "auto");
   EXPECT_EQ(e.dataset, "fashion_mnist");
   EXPECT_EQ(e.path, "/usr/share/datasets/fashion-mnist");
   EXPECT_EQ(e.batch_size, 128);
@@ -143,7 +144,7 @@ TEST_F(ExperimentTest, MinimalFileFillsEveryDefault) {
 
   // Every section, every key, defaults included.
   const auto& r = e.resolved;
-  EXPECT_EQ(r["run"].size(), 4u);
+  EXPECT_EQ(r["run"].size(), 5u);
   EXPECT_EQ(r["data"].size(), 10u);
   EXPECT_EQ(r["optimization"].size(), 10u);
   EXPECT_EQ(r["checkpoint"].size(), 2u);
@@ -423,6 +424,8 @@ TEST_F(ExperimentTest, OutOfRange) {
                        "[data] crop_scale: 0 is outside the allowed range (0, 1]"));
   EXPECT_TRUE(
       contains(error_of(kRequired + "[run]\ndevice = \"tpu\"\n"), "[run] device: 'tpu' is not one of auto, cpu, cuda"));
+  EXPECT_TRUE(contains(error_of(kRequired + "[run]\nprecision = \"fp16\"\n"),
+                       "[run] precision: 'fp16' is not one of auto, fp32, bf16"));
   EXPECT_TRUE(
       contains(error_of(kRequired + "[optimization]\nema = [0.9]\n"), "[optimization] ema: expects 2 numbers, got 1"));
   EXPECT_TRUE(contains(error_of(kRequired + "[logging]\nevery = 0\n"), "[logging] every: 0 is outside"));
@@ -792,9 +795,9 @@ TEST_F(ExperimentTest, FlattenNamesEveryKey) {
   EXPECT_EQ(flat.at("evaluation.0.stop_when"), "");
   EXPECT_EQ(flat.at("distributed.masks"), "per_rank");
   EXPECT_EQ(flat.at("distributed.timeout"), "300");
-  // One entry per leaf: 32 host keys, 3 plugin sections of id + version + params, one evaluation
+  // One entry per leaf: 33 host keys, 3 plugin sections of id + version + params, one evaluation
   // (id, 4 params, version, every, at_end, stop_when).
-  size_t leaves = 32 + 1 + 4 + 1 + 3;
+  size_t leaves = 33 + 1 + 4 + 1 + 3;
   for (const char* s : {"masking", "encoder", "predictor"}) leaves += 2 + e.resolved[s]["params"].size();
   EXPECT_EQ(flat.size(), leaves);
 }

@@ -74,7 +74,9 @@ TEST(Vit, ShapesAndMaskGathering) {
   const auto idx = torch::tensor({{0, 8, 48}, {1, 2, 3}, {10, 20, 30}}, torch::kLong);
   const auto kept = enc->forward(x, {idx, idx});
   EXPECT_EQ(kept.sizes(), (std::vector<int64_t>{6, 3, 32}));
-  EXPECT_TRUE(torch::allclose(kept.slice(0, 0, 3), kept.slice(0, 3, 6)));
+  // The same rows at other places of one batch: equal up to the GEMM's blocking (near-zero outputs
+  // make the default atol of 1e-8 flaky).
+  EXPECT_TRUE(torch::allclose(kept.slice(0, 0, 3), kept.slice(0, 3, 6), 1e-5, 1e-6));
   const auto gathered = jepa::sdk::apply_masks(full, {idx});
   EXPECT_TRUE(torch::allclose(gathered[2][1], full[2][20]));
   EXPECT_EQ(enc->forward_last_layers(x, 4).size(), 2u) << "capped at the depth";
