@@ -5,6 +5,7 @@
 // Usage: probe_baselines EXPERIMENT.toml [--set key=value ...]
 #include "config/experiment.hpp"
 #include "loader/registry.hpp"
+#include "process/allocator.hpp"
 #include "train/evaluation.hpp"
 #include "train/models.hpp"
 
@@ -15,6 +16,7 @@
 #include <thread>
 
 int main(int argc, char** argv) {
+  jepa::process::tune_allocator();  // as jepa-engine does
   if (argc < 2) {
     fmt::print(stderr, "usage: probe_baselines EXPERIMENT.toml [--set key=value ...]\n");
     return 2;

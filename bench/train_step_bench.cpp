@@ -5,6 +5,7 @@
 #include "config/experiment.hpp"
 #include "loader/masking_strategy.hpp"
 #include "loader/registry.hpp"
+#include "process/allocator.hpp"
 #include "train/models.hpp"
 #include "train/precision.hpp"
 #include "train/schedules.hpp"
@@ -102,4 +103,10 @@ void BM_train_step(benchmark::State& state) {
 // bf16:0 is fp32, bf16:1 runs the forward passes under bf16 autocast ([run] precision = "bf16").
 BENCHMARK(BM_train_step)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(20.0);
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  jepa::process::tune_allocator();  // as jepa-engine does
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -3,6 +3,7 @@
 #include "cli/app.hpp"
 #include "cli/commands.hpp"
 #include "loader/registry.hpp"
+#include "process/allocator.hpp"
 
 namespace jepa::cli {
 
@@ -14,5 +15,6 @@ loader::Registry discover_plugins(const GlobalOptions& global) {
 }  // namespace jepa::cli
 
 int main(int argc, char** argv) {
+  jepa::process::tune_allocator();
   return jepa::cli::run_cli(argc, argv, /*full=*/true);
 }
