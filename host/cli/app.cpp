@@ -3,6 +3,7 @@
 #include "cli/commands.hpp"
 
 #include <jepa/sdk/abi.h>
+#include <jepa/sdk/params.hpp>
 
 #include <fmt/format.h>
 
@@ -13,6 +14,7 @@
 
 #ifdef JEPA_CLI_FULL
 #include "config/params.hpp"
+#include "loader/masking_strategy.hpp"
 #endif
 
 namespace jepa::cli {
@@ -94,9 +96,12 @@ int run_cli(int argc, char** argv, bool full) {
   } catch (const jepa::config::ConfigError& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return 2;
+  } catch (const jepa::loader::ParameterRejected& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
 #endif
   } catch (const std::exception& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+    fmt::print(stderr, "error: {}\n", jepa::sdk::without_backtrace(e.what()));
     return 1;
   }
 }

@@ -86,6 +86,11 @@
 //                              # once it holds the run stops with a checkpoint as PRUNED. The metric
 //                              # must be one the evaluator reports (checked when it first runs; a
 //                              # NaN never satisfies a rule). "" = no rule
+//   baselines = false          # after the last step, also run this evaluator (same parameters, data
+//                              # and precision) on raw pixels (each image one flat vector) and on the
+//                              # encoder at its initialisation (the run's seed): recorded as
+//                              # "<evaluator>/<metric>@raw_pixels" and "...@random_init", printed
+//                              # beside the trained encoder's
 //   epochs = 30                # every other key is a parameter of that evaluator;
 //   params = { every = 5 }     # a parameter named like one of the keys above goes in `params`
 //
@@ -115,7 +120,7 @@
 // included; plugin sections become {"strategy"|"plugin": id, "version": n, "params": {...}} and
 // evaluation an array of {"evaluator": id, "version": n, "every": n, "at_end": b, "stop_when": s,
 // "params": {...}}. Rebuilding from it checks everything again, including that each plugin still
-// has the stored behaviour version; every, at_end and stop_when may be absent (runs stored before
+// has the stored behaviour version; every, at_end, stop_when and baselines may be absent (runs stored before
 // they existed) and take their defaults.
 #include "config/experiment.hpp"
 
@@ -385,6 +390,8 @@ const std::vector<ParamSchema>& evaluation_keys() {
     k.push_back(evaluation_key("at_end", d.at_end, "also evaluate after the last step"));
     k.push_back(evaluation_key("stop_when", d.stop_when,
                                "stop the run (PRUNED) once \"<metric> <op> <number>\" holds after an evaluation"));
+    k.push_back(evaluation_key("baselines", d.baselines,
+                               "after the last step, also evaluate raw pixels and the encoder at initialisation"));
     return k;
   }();
   return keys;
@@ -1005,6 +1012,7 @@ class Resolver {
     ev.at_end = std::get<bool>(value("at_end"));
     ev.stop_when = std::get<std::string>(value("stop_when"));
     ev.stop_rule = parse_stop_rule(ev.stop_when);
+    ev.baselines = std::get<bool>(value("baselines"));
     // Rules are checked after evaluations during training only: without those it would be inert.
     if (ev.stop_rule && ev.every == 0) {
       const auto it = slot.evaluation_origin.find("stop_when");
@@ -1089,6 +1097,7 @@ json resolved_json(const Experiment& e) {
                      {"every", c.every},
                      {"at_end", c.at_end},
                      {"stop_when", c.stop_when},
+                     {"baselines", c.baselines},
                      {kParamsKey, params_json(c.params)}});
   }
   return out;

@@ -48,6 +48,9 @@ struct EvaluationChoice : ComponentChoice {
   bool at_end = true;     // also after the last step
   std::string stop_when;  // as written; "" = no rule
   std::optional<StopRule> stop_rule;
+  // After the last step, also evaluate raw pixels and the encoder at its initialisation with the
+  // same evaluator, parameters, data and precision ("<id>/<metric>@raw_pixels", "@random_init").
+  bool baselines = false;
 };
 
 struct Experiment {

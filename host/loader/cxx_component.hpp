@@ -23,7 +23,7 @@ std::shared_ptr<Interface> create_component(const ComponentInfo& component, cons
   CParamView view(params);
   jepa_error error{};
   void* raw = component.table->create(view.get(), &error);
-  if (raw == nullptr) throw PluginError(fmt::format("{}: create failed: {}", component.label(), error.message));
+  if (raw == nullptr) throw create_failed(component.label(), error.message);
   auto destroy = component.table->destroy;
   std::shared_ptr<boost::dll::shared_library> library = component.plugin->library;
   return std::shared_ptr<Interface>(static_cast<Interface*>(raw), [destroy, library](Interface* p) { destroy(p); });

@@ -6,6 +6,22 @@
 
 namespace jepa::loader {
 
+ParameterRejected create_failed(const std::string& label, const std::string& message) {
+  std::string reason = sdk::without_backtrace(message);
+  std::string key;
+  const std::string tag = sdk::kParamErrorTag;
+  if (reason.rfind(tag, 0) == 0) {
+    const size_t close = reason.find("] ", tag.size());
+    if (close != std::string::npos) {
+      key = reason.substr(tag.size(), close - tag.size());
+      reason = reason.substr(close + 2);
+    }
+  }
+  return ParameterRejected(key.empty() ? fmt::format("{} rejected its parameters: {}", label, reason)
+                                       : fmt::format("{} rejected its parameter '{}': {}", label, key, reason),
+                           key);
+}
+
 MaskingStrategy::MaskingStrategy(const ComponentInfo& component, const ParamSet& params)
     : library_(component.plugin->library),
       instance_(nullptr, Destroy{component.table->destroy}),
@@ -15,7 +31,7 @@ MaskingStrategy::MaskingStrategy(const ComponentInfo& component, const ParamSet&
   CParamView view(params);
   jepa_error error{};
   void* raw = component.table->create(view.get(), &error);
-  if (raw == nullptr) throw PluginError(fmt::format("{}: create failed: {}", component.label(), error.message));
+  if (raw == nullptr) throw create_failed(component.label(), error.message);
   instance_.reset(raw);
 }
 

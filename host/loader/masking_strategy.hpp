@@ -18,6 +18,18 @@ struct PluginError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A component's create() refused the parameters it was given: a problem with the configuration,
+// reported as such (exit status 2), before anything trains. `key` is the parameter the plugin
+// named (sdk::ParamError), "" when it named none.
+struct ParameterRejected : PluginError {
+  ParameterRejected(const std::string& message, std::string key) : PluginError(message), key(std::move(key)) {}
+  std::string key;
+};
+
+// The ParameterRejected for a create() of `label` that failed with `message` (as the plugin's
+// SDK wrote it: "[param <key>] reason" for a ParamError; backtraces of older SDKs dropped).
+ParameterRejected create_failed(const std::string& label, const std::string& message);
+
 class MaskingStrategy {
  public:
   // `params` must be complete and checked (see config::resolve_params).

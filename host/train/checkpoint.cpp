@@ -1,9 +1,13 @@
 #include "train/checkpoint.hpp"
 
+#include "loader/sha256.hpp"
+
 #include "train/torch_file.hpp"
 
 #include <fmt/format.h>
+
 #include <torch/serialize.h>
+#include <fstream>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -34,8 +38,8 @@ void fsync_file(const fs::path& path) {
 
 }  // namespace
 
-void save_checkpoint(const fs::path& path, const CheckpointState& s, sdk::Encoder& encoder, sdk::Encoder& target,
-                     sdk::Predictor& predictor, torch::optim::Optimizer& optimizer) {
+std::string save_checkpoint(const fs::path& path, const CheckpointState& s, sdk::Encoder& encoder, sdk::Encoder& target,
+                            sdk::Predictor& predictor, torch::optim::Optimizer& optimizer) {
   fs::create_directories(path.parent_path());
   torch::serialize::OutputArchive out;
   out.write("format", scalar(1));
@@ -54,19 +58,39 @@ void save_checkpoint(const fs::path& path, const CheckpointState& s, sdk::Encode
   sub("predictor", [&](auto& a) { predictor.save(a); });
   sub("optimizer", [&](auto& a) { optimizer.save(a); });
   const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  loader::Sha256 digest;
   try {
-    out.save_to(tmp.string());
+    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+    if (!file) throw std::runtime_error("cannot open it for writing");
+    out.save_to([&](const void* data, size_t size) -> size_t {
+      digest.update(data, size);
+      file.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+      return file ? size : 0;
+    });
+    file.close();
+    if (!file) throw std::runtime_error("write failed (disk full?)");
   } catch (const std::exception& e) {
     fs::remove(tmp);
     throw CheckpointError(fmt::format("cannot write checkpoint {}: {}", tmp.string(), e.what()));
   }
   fsync_file(tmp);
   fs::rename(tmp, path);
+  return digest.hex();
 }
 
 CheckpointState load_checkpoint(const fs::path& path, sdk::Encoder& encoder, sdk::Encoder& target,
-                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer) {
+                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer,
+                                const std::string& expected_sha256, const std::string& owner) {
   if (!fs::exists(path)) throw CheckpointError(fmt::format("checkpoint {} does not exist", path.string()));
+  if (!expected_sha256.empty()) {
+    const std::string found = loader::sha256_file(path);
+    if (found != expected_sha256) {
+      throw CheckpointDamaged(fmt::format(
+          "checkpoint {}{} is damaged: its sha256 is {}, but {} was recorded when it was written; it is not used "
+          "(restore it from a copy, or start the run again)",
+          path.string(), owner.empty() ? "" : " of " + owner, found, expected_sha256));
+    }
+  }
   try {
     torch::serialize::InputArchive in;
     in.load_from(path.string());
@@ -89,6 +113,8 @@ CheckpointState load_checkpoint(const fs::path& path, sdk::Encoder& encoder, sdk
     sub("predictor", [&](auto& a) { predictor.load(a); });
     if (optimizer != nullptr) sub("optimizer", [&](auto& a) { optimizer->load(a); });
     return s;
+  } catch (const CheckpointDamaged&) {
+    throw;
   } catch (const CheckpointError& e) {
     throw CheckpointError(fmt::format("checkpoint {} cannot be loaded: {}", path.string(), e.what()));
   } catch (const std::exception& e) {

@@ -25,15 +25,26 @@ struct CheckpointState {
   double loss = 0.0;  // last logged loss
 };
 
+// A checkpoint whose bytes are not those recorded when it was written (bit rot, a partial copy,
+// a bad disk): never loaded.
+struct CheckpointDamaged : CheckpointError {
+  using CheckpointError::CheckpointError;
+};
+
 // Writes atomically: a temporary file in the same folder, flushed to disk, then renamed over
-// `path`, so a crash mid-write never leaves a truncated checkpoint where a good one was.
-void save_checkpoint(const std::filesystem::path& path, const CheckpointState& state, sdk::Encoder& encoder,
-                     sdk::Encoder& target, sdk::Predictor& predictor, torch::optim::Optimizer& optimizer);
+// `path`, so a crash mid-write never leaves a truncated checkpoint where a good one was. Returns
+// the file's SHA-256 (lower-case hex), computed over the bytes as they are written (no re-read).
+std::string save_checkpoint(const std::filesystem::path& path, const CheckpointState& state, sdk::Encoder& encoder,
+                            sdk::Encoder& target, sdk::Predictor& predictor, torch::optim::Optimizer& optimizer);
 
 // Throws CheckpointError naming the file and the reason; never leaves the models half-loaded
-// without saying so (a failed load is fatal to the run).
+// without saying so (a failed load is fatal to the run). With `expected_sha256` (the digest
+// recorded when it was written) the file is hashed first and a mismatch throws CheckpointDamaged
+// naming `owner` ("run 3"), the file and both digests, before anything is read into the models.
+// Without one (checkpoints recorded before digests were) it loads unverified.
 CheckpointState load_checkpoint(const std::filesystem::path& path, sdk::Encoder& encoder, sdk::Encoder& target,
-                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer);
+                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer,
+                                const std::string& expected_sha256 = "", const std::string& owner = "");
 
 // Writes {encoder, predictor, target_encoder} state dicts (plus epoch, loss, batch_size,
 // world_size, lr) in the format Python's torch.load reads, with upstream's key names

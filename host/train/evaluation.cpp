@@ -71,10 +71,11 @@ std::vector<std::pair<std::string, double>> evaluate(const config::ComponentChoi
   return out;
 }
 
-std::vector<std::pair<std::string, double>> evaluate_and_record(const config::ComponentChoice& choice,
-                                                                const sdk::EvalInput& input, store::Store& store,
-                                                                int64_t run_id, int64_t step) {
-  const auto results = evaluate(choice, input);
+namespace {
+
+// Records `results` ("<id>/<name>" -> value) of `choice` at `step`: evaluations table and metrics.
+void record(const config::ComponentChoice& choice, const std::vector<std::pair<std::string, double>>& results,
+            store::Store& store, int64_t run_id, int64_t step) {
   nlohmann::json params = nlohmann::json::object();
   for (const auto& [k, v] : choice.params.values) {
     params[k] = std::visit([](const auto& x) { return nlohmann::json(x); }, v);
@@ -86,7 +87,41 @@ std::vector<std::pair<std::string, double>> evaluate_and_record(const config::Co
     points.push_back({key, step, value, now});
   }
   store.log_metrics(run_id, points);
+}
+
+std::vector<std::pair<std::string, double>> suffixed(std::vector<std::pair<std::string, double>> results,
+                                                     const std::string& suffix) {
+  for (auto& r : results) r.first += suffix;
   return results;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, double>> evaluate_and_record(const config::ComponentChoice& choice,
+                                                                const sdk::EvalInput& input, store::Store& store,
+                                                                int64_t run_id, int64_t step) {
+  const auto results = evaluate(choice, input);
+  record(choice, results, store, run_id, step);
+  return results;
+}
+
+std::vector<std::pair<std::string, double>> evaluate_baselines(const config::Experiment& e,
+                                                               const config::ComponentChoice& choice,
+                                                               std::shared_ptr<sdk::Encoder> initial,
+                                                               torch::Device device, Precision precision, int64_t step,
+                                                               const sdk::EvalInput& trained, store::Store& store,
+                                                               int64_t run_id) {
+  sdk::EvalInput pixels = trained;
+  pixels.encode = [](const torch::Tensor& images, int64_t) {
+    return std::vector<torch::Tensor>{images.flatten(1).unsqueeze(1).to(torch::kFloat32)};
+  };
+  sdk::EvalInput init = trained;
+  init.encode = make_eval_input(e, std::move(initial), device, precision, step, nullptr, nullptr).encode;
+  auto out = suffixed(evaluate(choice, pixels), "@raw_pixels");
+  const auto random_init = suffixed(evaluate(choice, init), "@random_init");
+  out.insert(out.end(), random_init.begin(), random_init.end());
+  record(choice, out, store, run_id, step);
+  return out;
 }
 
 TrainingPause::TrainingPause(torch::nn::Module& encoder, torch::Device device)

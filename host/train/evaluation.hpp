@@ -42,6 +42,17 @@ std::vector<std::pair<std::string, double>> evaluate_and_record(const config::Co
                                                                 const sdk::EvalInput& input, store::Store& store,
                                                                 int64_t run_id, int64_t step);
 
+// The baselines of `evaluation` at `step`: the same evaluator, parameters, data and precision on
+// raw pixels (each image one flat token) and on `initial` (the encoder at its initialisation).
+// Recorded like evaluate_and_record's results, as "<id>/<metric>@raw_pixels" and
+// "<id>/<metric>@random_init"; returned in that order.
+std::vector<std::pair<std::string, double>> evaluate_baselines(const config::Experiment& e,
+                                                               const config::ComponentChoice& evaluation,
+                                                               std::shared_ptr<sdk::Encoder> initial,
+                                                               torch::Device device, Precision precision, int64_t step,
+                                                               const sdk::EvalInput& trained, store::Store& store,
+                                                               int64_t run_id);
+
 // Evaluation during training must leave training exactly as it was, or a run with periodic
 // evaluation would not resume to the same losses: this puts the encoder in eval mode and keeps
 // the global random generators (CPU, and the device's) from changing, restoring both on exit.

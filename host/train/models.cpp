@@ -2,6 +2,10 @@
 
 #include "loader/cxx_component.hpp"
 
+#include <ATen/Context.h>
+
+#include <mutex>
+
 namespace jepa::train {
 
 Models build_models(const config::Experiment& e, torch::Device device) {
@@ -23,6 +27,25 @@ Models build_models(const config::Experiment& e, torch::Device device) {
   m.target->to(device);
   m.predictor->to(device);
   return m;
+}
+
+std::shared_ptr<sdk::Encoder> initial_encoder(const config::Experiment& e, torch::Device device) {
+  auto gen = at::globalContext().defaultGenerator(torch::kCPU);
+  torch::Tensor saved;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    saved = gen.get_state();
+  }
+  torch::manual_seed(e.seed);  // as run_experiment does before build_models
+  auto encoder = loader::create_component<sdk::Encoder>(*e.encoder.component, e.encoder.params);
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(saved);
+  }
+  for (auto& p : encoder->parameters()) p.set_requires_grad(false);
+  encoder->to(device);
+  encoder->eval();
+  return encoder;
 }
 
 int64_t count_trainable(torch::nn::Module& m) {

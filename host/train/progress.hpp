@@ -1,5 +1,7 @@
-// The live progress line of a training run: step, epoch, loss, lr, images/s and ETA, redrawn in
-// place when stderr is a terminal; silent otherwise (logs and CI stay clean).
+// Progress of a training run: step, epoch, loss, lr, images/s and ETA. On a terminal, a line
+// redrawn in place (at most 4 times a second); elsewhere (a log file, CI, nohup, a SLURM job, a
+// sweep trial's log) a plain line every `interval` seconds and at the last step, as tqdm and
+// Lightning do, so a log shows that training is alive and how far it is.
 #pragma once
 
 #include <cstdint>
@@ -8,12 +10,16 @@ namespace jepa::train {
 
 class Progress {
  public:
-  Progress(bool enabled, int64_t total_steps, int64_t steps_per_epoch, int64_t start_step, int64_t batch_size);
+  // interval_s <= 0: JEPA_PROGRESS_INTERVAL seconds when set, else 30 (a few lines a minute).
+  Progress(bool enabled, int64_t total_steps, int64_t steps_per_epoch, int64_t start_step, int64_t batch_size,
+           double interval_s = 0);
   void update(int64_t step, int64_t epoch, double loss, double lr, double now);
   void finish();
 
  private:
   bool enabled_;
+  bool terminal_;
+  double interval_;
   int64_t total_;
   int64_t per_epoch_;
   int64_t start_step_;

@@ -2,6 +2,7 @@
 
 #include "dist/group.hpp"
 #include "loader/masking_strategy.hpp"
+#include "loader/sha256.hpp"
 #include "train/checkpoint.hpp"
 #include "train/environment.hpp"
 #include "train/evaluation.hpp"
@@ -19,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <optional>
 #include <thread>
 
 namespace jepa::train {
@@ -119,6 +121,35 @@ fs::path checkpoint_path(const Experiment& e, const store::Store& store, int64_t
                            ? (store.path().has_parent_path() ? store.path().parent_path() : fs::path(".")) / "runs"
                            : fs::path(e.checkpoint_dir);
   return fs::absolute(dir / std::to_string(run_id) / "checkpoint.pt");
+}
+
+// "linear_probe/top1: trained 85.12, random init 78.40 (+6.72), raw pixels 83.84 (+1.28)" for
+// every accuracy that has both baselines: the one line a reader looks for.
+void print_against_baselines(const std::vector<std::pair<std::string, double>>& trained,
+                             const std::vector<std::pair<std::string, double>>& baselines) {
+  const auto find = [&](const std::string& key) -> std::optional<double> {
+    for (const auto& [k, v] : baselines) {
+      if (k == key) return v;
+    }
+    return std::nullopt;
+  };
+  for (const auto& [name, value] : trained) {
+    const auto init = find(name + "@random_init");
+    const auto pixels = find(name + "@raw_pixels");
+    if (!init || !pixels || name.find("top1") == std::string::npos) continue;
+    fmt::print("{}: trained {:.2f}, random init {:.2f} ({:+.2f}), raw pixels {:.2f} ({:+.2f})\n", name, value, *init,
+               value - *init, *pixels, value - *pixels);
+  }
+}
+
+// Checkpoints recorded before digests were have none to check against: they load as before.
+void warn_if_unverified(const store::ArtifactRecord& ckpt) {
+  if (ckpt.sha256.empty()) {
+    fmt::print(stderr,
+               "note: {} was recorded without a sha256 (written before jepa-lab recorded digests): loaded "
+               "unverified\n",
+               ckpt.path);
+  }
 }
 
 double now_seconds() {
@@ -264,6 +295,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
   if (leader) {
     store::Store& store = *store_ptr;
     std::string start_from;
+    std::string start_sha256;
     try {
       if (options.resume_run) {
         run_id = *options.resume_run;
@@ -274,10 +306,13 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
         }
         const auto ckpt = store.latest_artifact(run_id, "checkpoint");
         if (ckpt) {
-          state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get());
+          warn_if_unverified(*ckpt);
+          state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get(), ckpt->sha256,
+                                  fmt::format("run {}", run_id));
           check_world(state, run_id);
           store.reopen_run(run_id, state.step);
           start_from = ckpt->path;
+          start_sha256 = ckpt->sha256;
           from_checkpoint = true;
           fmt::print(stderr, "resuming run {} from step {} ({})\n", run_id, state.step, ckpt->path);
         } else if (options.restart_without_checkpoint) {
@@ -309,6 +344,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
         group->publish("run_id", std::to_string(run_id));
         group->publish(kStartKey, nlohmann::json{{"run_id", run_id},
                                                  {"checkpoint", start_from},
+                                                 {"sha256", start_sha256},
                                                  {"precision", precision_name(precision.precision)}}
                                       .dump());
       }
@@ -327,7 +363,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
     const auto path = start["checkpoint"].get<std::string>();
     if (!path.empty()) {
       // Ranks share a filesystem, as upstream's checkpoints assume.
-      state = load_checkpoint(path, *m.encoder, *m.target, *m.predictor, optimizer.get());
+      state = load_checkpoint(path, *m.encoder, *m.target, *m.predictor, optimizer.get(),
+                              start.value("sha256", std::string()), fmt::format("run {}", run_id));
       check_world(state, run_id);
       from_checkpoint = true;
     }
@@ -364,9 +401,9 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
   auto checkpoint = [&](int64_t epoch, int64_t batch_in_epoch) {
     state.epoch = epoch;
     state.batch_in_epoch = batch_in_epoch;
-    save_checkpoint(ckpt_path, state, *m.encoder, *m.target, *m.predictor, *optimizer);
-    store_ptr->add_artifact(
-        run_id, {"checkpoint", ckpt_path.string(), state.step, static_cast<int64_t>(fs::file_size(ckpt_path)), "", ""});
+    const std::string sha256 = save_checkpoint(ckpt_path, state, *m.encoder, *m.target, *m.predictor, *optimizer);
+    store_ptr->add_artifact(run_id, {"checkpoint", ckpt_path.string(), state.step,
+                                     static_cast<int64_t>(fs::file_size(ckpt_path)), sha256, ""});
   };
   // Steps after which rank 0 works alone (evaluations, checkpoints) while the others wait for it
   // through the store, with the longer leader_timeout.
@@ -542,8 +579,15 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
         TrainingPause pause(*m.target, device);  // eval mode, as during training
         const auto input =
             make_eval_input(e, m.target, device, precision.precision, state.step, train_source, test_source);
-        for (const auto& [name, value] : evaluate_and_record(ev, input, *store_ptr, run_id, state.step)) {
-          fmt::print("{} = {:.4g}\n", name, value);
+        const auto results = evaluate_and_record(ev, input, *store_ptr, run_id, state.step);
+        for (const auto& [name, value] : results) fmt::print("{} = {:.4g}\n", name, value);
+        if (ev.baselines) {
+          fmt::print(stderr, "evaluating the baselines with {} (raw pixels, the encoder at initialisation) ...\n",
+                     ev.id);
+          const auto baselines = evaluate_baselines(e, ev, initial_encoder(e, device), device, precision.precision,
+                                                    state.step, input, *store_ptr, run_id);
+          for (const auto& [name, value] : baselines) fmt::print("{} = {:.4g}\n", name, value);
+          print_against_baselines(results, baselines);
         }
       }
     }
@@ -591,7 +635,9 @@ LoadedRun load_run(int64_t run_id, const loader::Registry& registry, store::Stor
   r.models = build_models(r.experiment, r.device);
   const auto ckpt = store.latest_artifact(run_id, "checkpoint");
   if (!ckpt) throw std::runtime_error(fmt::format("run {} has no checkpoint", run_id));
-  r.state = load_checkpoint(ckpt->path, *r.models.encoder, *r.models.target, *r.models.predictor, nullptr);
+  warn_if_unverified(*ckpt);
+  r.state = load_checkpoint(ckpt->path, *r.models.encoder, *r.models.target, *r.models.predictor, nullptr, ckpt->sha256,
+                            fmt::format("run {}", run_id));
   // Evaluate as the run trained; a bf16 run on a machine without native bf16 is evaluated in fp32
   // (slower emulation would give the same features, only later).
   const auto env = store.environment(run_id);
@@ -624,7 +670,7 @@ void export_run(int64_t run_id, const fs::path& output, bool module_prefix, cons
   export_weights(output, *r.models.encoder, *r.models.target, *r.models.predictor, r.state, r.experiment.batch_size,
                  r.experiment.lr, module_prefix);
   store.add_artifact(run_id, {"export", fs::absolute(output).string(), r.state.step,
-                              static_cast<int64_t>(fs::file_size(output)), "", ""});
+                              static_cast<int64_t>(fs::file_size(output)), loader::sha256_file(output), ""});
 }
 
 }  // namespace jepa::train

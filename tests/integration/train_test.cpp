@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <thread>
 
 namespace fs = std::filesystem;
@@ -216,6 +217,150 @@ TEST(Train, Bf16WhereItIsNotNativeIsAConfigErrorAndResumeIsRefused) {
   jepa::store::Store store(db);
   EXPECT_EQ(store.find_run(1)->status, jepa::store::RunStatus::killed) << "not recorded as resumed";
   EXPECT_EQ(store.metrics(1, "train/loss").size(), 2u);
+  fs::remove_all(dir);
+}
+
+// baselines = true: the same probe on raw pixels and on the encoder at initialisation. With lr 0
+// and an EMA of 1 the trained target is still the initial encoder, so the two must agree exactly:
+// that proves the baseline rebuilds the run's own initial weights.
+TEST(Train, BaselinesProbeRawPixelsAndTheInitialEncoderWithTheSameReadout) {
+  const auto dir = jepa_test::temp_dir("jepa_train_baselines");
+  const auto file = write_experiment(dir, 1);
+  const auto db = dir / "jepa.db";
+  const std::string probe =
+      " --set evaluation.0.baselines=true --set evaluation.0.limit_train=256 "
+      "--set evaluation.0.limit_test=128 --set evaluation.0.pool_grid=2";
+  const auto r = run_jepa("run " + q(file) + probe +
+                          " --set optimization.max_steps=1 --set optimization.lr=0 --set optimization.start_lr=0 "
+                          "--set 'optimization.ema=[1,1]' --db " +
+                          q(db));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "linear_probe/top1@raw_pixels = ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "linear_probe/top1@random_init = ")) << r.out;
+  EXPECT_TRUE(contains(r.out, "(+0.00), raw pixels ")) << r.out;
+  jepa::store::Store store(db);
+  std::map<std::string, double> top1;
+  for (const auto& e : store.evaluations(1)) {
+    if (e.evaluator == "linear_probe") top1[e.metric] = e.value;
+  }
+  ASSERT_EQ(top1.count("top1@random_init"), 1u);
+  ASSERT_EQ(top1.count("top1@raw_pixels"), 1u);
+  EXPECT_EQ(top1.at("top1"), top1.at("top1@random_init"));
+  EXPECT_EQ(top1.at("feature_dim@raw_pixels"), 28 * 28) << "one flat vector per image";
+  EXPECT_EQ(top1.at("feature_dim"), 2 * 2 * 32) << "pool_grid 2 keeps 4 regions of the last layer";
+  EXPECT_EQ(store.metrics(1, "linear_probe/top1@raw_pixels").size(), 1u);
+  // Trained for real, the encoder leaves its initialisation, and the baselines do not move.
+  const auto trained = run_jepa("run " + q(file) + probe + " --db " + q(db));
+  ASSERT_EQ(trained.code, 0) << trained.err;
+  std::map<std::string, double> t;
+  for (const auto& e : jepa::store::Store(db).evaluations(2)) {
+    if (e.evaluator == "linear_probe") t[e.metric] = e.value;
+  }
+  EXPECT_NE(t.at("top1"), t.at("top1@random_init"));
+  EXPECT_EQ(t.at("top1@random_init"), top1.at("top1@random_init")) << "same seed, same initial encoder";
+  EXPECT_EQ(t.at("top1@raw_pixels"), top1.at("top1@raw_pixels"));
+  fs::remove_all(dir);
+}
+
+// Without a terminal (a log file, CI, nohup, SLURM) the progress is plain lines at an interval,
+// never carriage returns, and the last step is always shown.
+TEST(Train, ProgressIsPrintedAsPlainLinesWithoutATerminal) {
+  const auto dir = jepa_test::temp_dir("jepa_train_progress");
+  const auto file = write_experiment(dir, 1);
+  const auto db = dir / "jepa.db";
+  const auto often = run_jepa("run " + q(file) + " --no-eval --db " + q(db), "JEPA_PROGRESS_INTERVAL=0.001");
+  ASSERT_EQ(often.code, 0) << often.err;
+  EXPECT_FALSE(contains(often.err, "\r")) << "no redrawn line in a log";
+  EXPECT_TRUE(contains(often.err, "step 16/16 (100.0%) epoch 1/1 loss ")) << often.err;
+  EXPECT_TRUE(contains(often.err, " img/s elapsed ")) << often.err;
+  EXPECT_TRUE(contains(often.err, " ETA ")) << often.err;
+  size_t lines = 0;
+  for (size_t at = often.err.find("step "); at != std::string::npos; at = often.err.find("\nstep ", at + 1)) ++lines;
+  EXPECT_GE(lines, 8u) << often.err;
+  // At the default interval (30 s) a run of a second shows its last step only.
+  const auto quiet = run_jepa("run " + q(file) + " --no-eval --db " + q(db));
+  ASSERT_EQ(quiet.code, 0) << quiet.err;
+  EXPECT_TRUE(contains(quiet.err, "step 16/16 (100.0%)")) << quiet.err;
+  EXPECT_FALSE(contains(quiet.err, "step 8/16")) << quiet.err;
+  fs::remove_all(dir);
+}
+
+// A plugin refusing parameters that are each valid but do not fit together reads like the
+// host's own configuration errors: one line, the plugin and the key, exit status 2.
+TEST(Train, PluginParameterErrorIsOneLineWithExitStatus2) {
+  const auto dir = jepa_test::temp_dir("jepa_train_param_error");
+  const auto file = write_experiment(dir, 1);
+  const auto db = dir / "jepa.db";
+  for (const std::string& cmd : std::vector<std::string>{"run", "run --dry-run"}) {
+    const auto r = run_jepa(cmd + " " + q(file) + " --set encoder.params.num_heads=5 --db " + q(db));
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_TRUE(contains(r.err,
+                         "error: encoder 'vit' (plugin encoder-vit) rejected its parameter 'num_heads': "
+                         "width 32 is not divisible by 5 heads"))
+        << r.err;
+    EXPECT_FALSE(contains(r.err, "frame #")) << r.err;
+    EXPECT_FALSE(contains(r.err, "Exception raised from")) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(db) && jepa::store::Store(db).find_run(1).has_value()) << "nothing trains";
+  fs::remove_all(dir);
+}
+
+namespace {
+
+std::string sha256sum(const fs::path& file) {
+  const fs::path out = file.string() + ".sum";
+  if (std::system(("sha256sum " + q(file) + " > " + q(out)).c_str()) != 0) return "";
+  return slurp(out).substr(0, 64);
+}
+
+}  // namespace
+
+// Every checkpoint's digest is recorded when it is written and checked before it is used: one
+// flipped byte makes resume, eval and export refuse it, naming the file, the run and both digests.
+TEST(Train, DamagedCheckpointIsRefusedByResumeEvalAndExport) {
+  const auto dir = jepa_test::temp_dir("jepa_train_damaged");
+  const auto file = write_experiment(dir, 1);
+  const auto db = dir / "jepa.db";
+  ASSERT_EQ(run_jepa("run " + q(file) + " --no-eval --stop-after 5 --db " + q(db)).code, 0);
+  std::string path;
+  std::string recorded;
+  {
+    jepa::store::Store store(db);
+    const auto ckpt = store.latest_artifact(1, "checkpoint");
+    ASSERT_TRUE(ckpt);
+    path = ckpt->path;
+    recorded = ckpt->sha256;
+  }
+  ASSERT_EQ(recorded.size(), 64u);
+  EXPECT_EQ(recorded, sha256sum(path)) << "the digest taken while writing is the file's";
+  // Flip one byte in the middle of the file.
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(0, std::ios::end);
+    const auto middle = static_cast<std::streamoff>(f.tellg()) / 2;
+    f.seekg(middle);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x20);
+    f.seekp(middle);
+    f.write(&c, 1);
+  }
+  const std::string found = sha256sum(path);
+  ASSERT_NE(found, recorded);
+  for (const std::string& cmd :
+       std::vector<std::string>{"run --resume 1 --no-eval", "eval 1 --evaluator linear_probe --set epochs=1",
+                                "export 1 -o " + q(dir / "out.pt")}) {
+    const auto r = run_jepa(cmd + " --db " + q(db));
+    EXPECT_NE(r.code, 0) << cmd;
+    EXPECT_TRUE(contains(r.err, "checkpoint " + path + " of run 1 is damaged")) << cmd << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, found)) << r.err;
+    EXPECT_TRUE(contains(r.err, recorded)) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir / "out.pt"));
+  jepa::store::Store store(db);
+  EXPECT_EQ(store.find_run(1)->status, jepa::store::RunStatus::killed) << "nothing is recorded as resumed";
+  EXPECT_EQ(store.metrics(1, "train/loss").size(), 5u);
+  EXPECT_TRUE(store.evaluations(1).empty());
   fs::remove_all(dir);
 }
 

@@ -383,10 +383,11 @@ plugin = "fixture_predictor"
 
   const std::string eval = error_of(kRequired + "[[evaluation]]\nevaluator = \"fixture_evaluator\"\nepoch = 3\n");
   EXPECT_TRUE(starts_with(eval, at(9)));
-  EXPECT_TRUE(contains(eval,
-                       "[evaluation.0] unknown key 'epoch' for evaluator 'fixture_evaluator' (plugin "
-                       "fixture-config-components); valid keys: evaluator, every, at_end, stop_when, params, epochs, "
-                       "lr, mode, betas"));
+  EXPECT_TRUE(contains(
+      eval,
+      "[evaluation.0] unknown key 'epoch' for evaluator 'fixture_evaluator' (plugin "
+      "fixture-config-components); valid keys: evaluator, every, at_end, stop_when, baselines, params, epochs, "
+      "lr, mode, betas"));
 }
 
 TEST_F(ExperimentTest, WrongTypes) {
@@ -586,7 +587,11 @@ TEST_F(ExperimentTest, EvaluationScheduleDefaults) {
   EXPECT_EQ(r["every"], 0);
   EXPECT_EQ(r["at_end"], true);
   EXPECT_EQ(r["stop_when"], "");
+  EXPECT_EQ(r["baselines"], false);
+  EXPECT_FALSE(e.evaluators[0].baselines);
   EXPECT_EQ(r["params"].count("every"), 0u);
+  EXPECT_TRUE(load(kEvaluation + "baselines = true\n").evaluators[0].baselines);
+  EXPECT_TRUE(contains(error_of(kEvaluation + "baselines = 1\n"), "baselines"));
 }
 
 TEST_F(ExperimentTest, EvaluationScheduleKeys) {
@@ -770,7 +775,7 @@ TEST_F(ExperimentTest, StoredConfigIsCheckedAgain) {
             "stored config: [evaluation.0] every: -1 is outside the allowed range [0, inf]");
   EXPECT_TRUE(starts_with(err([](auto& j) { j["evaluation"][0]["evry"] = 1; }),
                           "stored config: [evaluation.0] unknown key 'evry'; valid keys: evaluator, every, at_end, "
-                          "stop_when, params"));
+                          "stop_when, baselines, params"));
   EXPECT_EQ(err([](auto&) {}), "(no error)");
 }
 
@@ -796,8 +801,8 @@ TEST_F(ExperimentTest, FlattenNamesEveryKey) {
   EXPECT_EQ(flat.at("distributed.masks"), "per_rank");
   EXPECT_EQ(flat.at("distributed.timeout"), "300");
   // One entry per leaf: 33 host keys, 3 plugin sections of id + version + params, one evaluation
-  // (id, 4 params, version, every, at_end, stop_when).
-  size_t leaves = 33 + 1 + 4 + 1 + 3;
+  // (id, 4 params, version, every, at_end, stop_when, baselines).
+  size_t leaves = 33 + 1 + 4 + 1 + 4;
   for (const char* s : {"masking", "encoder", "predictor"}) leaves += 2 + e.resolved[s]["params"].size();
   EXPECT_EQ(flat.size(), leaves);
 }

@@ -4,6 +4,7 @@
 #include "loader/masking_strategy.hpp"
 #include "loader/registry.hpp"
 
+#include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -120,10 +121,34 @@ TEST(Loader, ThrowingCreateNamesPluginAndComponent) {
   try {
     jepa::loader::MaskingStrategy s(*c, jepa::loader::ParamSet::defaults(*c));
     FAIL() << "create should have thrown";
-  } catch (const jepa::loader::PluginError& e) {
+  } catch (const jepa::loader::ParameterRejected& e) {
     EXPECT_STREQ(e.what(),
-                 "masking 'throwing_masks' (plugin fixture-throwing): create failed: fixture: create always throws");
+                 "masking 'throwing_masks' (plugin fixture-throwing) rejected its parameters: fixture: create always "
+                 "throws");
+    EXPECT_EQ(e.key, "");
   }
+}
+
+// What crosses the C boundary from the SDK's wrapper, read back by the host.
+TEST(Loader, CreateFailuresNameTheKeyAndDropLibTorchBacktraces) {
+  const auto tagged = jepa::loader::create_failed("encoder 'vit' (plugin encoder-vit)",
+                                                  "[param num_heads] width 96 is not divisible by 5 heads");
+  EXPECT_STREQ(tagged.what(),
+               "encoder 'vit' (plugin encoder-vit) rejected its parameter 'num_heads': width 96 is not divisible by 5 "
+               "heads");
+  EXPECT_EQ(tagged.key, "num_heads");
+  // A real c10::Error's text, as a plugin built with an older SDK would pass it on.
+  std::string what;
+  try {
+    TORCH_CHECK(false, "width ", 96, " is not divisible by ", 5, " heads");
+  } catch (const c10::Error& e) {
+    what = e.what();
+  }
+  ASSERT_NE(what.find("frame #"), std::string::npos) << "LibTorch's message carries a backtrace: " << what;
+  const auto plain = jepa::loader::create_failed("encoder 'vit' (plugin encoder-vit)", what);
+  EXPECT_EQ(std::string(plain.what()).find("frame #"), std::string::npos) << plain.what();
+  EXPECT_EQ(std::string(plain.what()).find('\n'), std::string::npos) << plain.what();
+  EXPECT_NE(std::string(plain.what()).find("width 96 is not divisible by 5 heads"), std::string::npos);
 }
 
 TEST(Loader, ThrowingCreateOnRequestIsReportedAndTheNextCreateWorks) {

@@ -34,14 +34,22 @@ class VisionTransformer final : public jepa::sdk::Encoder {
       if (s.num_heads == 0) s.num_heads = preset.num_heads;
       if (p.get_float("mlp_ratio") == 0.0) s.mlp_ratio = preset.mlp_ratio;
     } else if (s.embed_dim == 0 || s.depth == 0 || s.num_heads == 0) {
-      throw std::invalid_argument("size = \"custom\" needs embed_dim, depth and num_heads");
+      throw jepa::sdk::ParamError("size", "size = \"custom\" needs embed_dim, depth and num_heads");
     }
     if (s.mlp_ratio == 0.0) s.mlp_ratio = 4.0;
     const int64_t img = p.get_int("img_size");
     const int64_t patch = p.get_int("patch_size");
     if (img % patch != 0) {
-      throw std::invalid_argument("img_size " + std::to_string(img) + " is not a multiple of patch_size " +
-                                  std::to_string(patch));
+      throw jepa::sdk::ParamError("patch_size", "img_size " + std::to_string(img) +
+                                                    " is not a multiple of patch_size " + std::to_string(patch));
+    }
+    if (s.embed_dim % s.num_heads != 0) {
+      throw jepa::sdk::ParamError("num_heads", "width " + std::to_string(s.embed_dim) + " is not divisible by " +
+                                                   std::to_string(s.num_heads) + " heads");
+    }
+    if (s.embed_dim % 4 != 0) {
+      throw jepa::sdk::ParamError(
+          "embed_dim", "the 2-D sin-cos positions need a width divisible by 4, got " + std::to_string(s.embed_dim));
     }
     dim_ = s.embed_dim;
     heads_ = s.num_heads;

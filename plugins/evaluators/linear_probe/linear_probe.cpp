@@ -2,7 +2,8 @@
 // target encoder (standardised with the training split's statistics), trained on the train
 // split and scored on the test split. Recipe: Adam, lr 1e-3, weight decay 1e-4, batch 256,
 // 30 epochs (the calibration recipe of shared/IJEPA_REFERENCE.md). `last_layers = 4`
-// concatenates the pooled outputs of the last 4 blocks, as the paper does for transfer.
+// concatenates the pooled outputs of the last 4 blocks, as the paper does for transfer;
+// `pool_grid = G` pools G x G regions of the token grid instead of the whole image.
 #include "linear_head.hpp"
 #include "pooled_features.hpp"
 
@@ -32,6 +33,7 @@ class LinearProbe final : public jepa::sdk::Evaluator {
         batch_size_(p.get_int("batch_size")),
         last_layers_(p.get_int("last_layers")),
         extract_batch_(p.get_int("extract_batch")),
+        pool_grid_(p.get_int("pool_grid")),
         limit_train_(p.get_int("limit_train")),
         limit_test_(p.get_int("limit_test")) {}
 
@@ -67,7 +69,8 @@ class LinearProbe final : public jepa::sdk::Evaluator {
 
  private:
   Features extract(const EvalInput& in, Split split, int64_t limit) const {
-    return jepa::evaluators::extract_pooled(in, split, limit, {last_layers_, extract_batch_, /*labels=*/true});
+    return jepa::evaluators::extract_pooled(in, split, limit,
+                                            {last_layers_, extract_batch_, /*labels=*/true, pool_grid_});
   }
 
   int64_t epochs_;
@@ -76,6 +79,7 @@ class LinearProbe final : public jepa::sdk::Evaluator {
   int64_t batch_size_;
   int64_t last_layers_;
   int64_t extract_batch_;
+  int64_t pool_grid_;
   int64_t limit_train_;
   int64_t limit_test_;
 };
@@ -91,6 +95,10 @@ JEPA_PLUGIN("evaluator-linear-probe", "1.0.0") {
           ParamSpec::real("weight_decay", 1e-4, "Adam weight decay (L2)").range(0.0, 1.0),
           ParamSpec::integer("batch_size", 256, "probe batch size").range(1, 1 << 20),
           ParamSpec::integer("last_layers", 1, "pool and concatenate the last N blocks (paper: 4 for transfer)")
+              .range(1, 64),
+          ParamSpec::integer("pool_grid", 1,
+                             "1: mean over all patch tokens (paper); G: mean over each of G x G regions of the "
+                             "token grid, concatenated (keeps the layout)")
               .range(1, 64),
           ParamSpec::integer("extract_batch", 256, "images per feature-extraction batch").range(1, 1 << 16),
           ParamSpec::integer("limit_train", 0, "use only the first N training images (0 = all)").at_least(0),

@@ -139,4 +139,30 @@ class Params {
   const jepa_params* params_;
 };
 
+// Thrown by a component's constructor when its parameters are each valid but do not work
+// together (embed_dim 96 with num_heads 5). The host reports it as a configuration error (exit
+// status 2) naming the plugin and `key`. It crosses the C boundary as a message starting with
+// "[param <key>] ", so hosts that predate it still show a readable message (ABI v1 unchanged).
+class ParamError : public std::invalid_argument {
+ public:
+  ParamError(std::string key, const std::string& message) : std::invalid_argument(message), key_(std::move(key)) {}
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string key_;
+};
+
+inline constexpr const char kParamErrorTag[] = "[param ";
+
+// An exception's message without the C++ backtrace that LibTorch's c10::Error appends ("\nException
+// raised from ...", "\nframe #0: ..."): users read the reason, not twenty frames.
+inline std::string without_backtrace(const std::string& what) {
+  size_t cut = what.size();
+  for (const char* marker : {"\nException raised from ", "\nframe #"}) {
+    const size_t at = what.find(marker);
+    if (at != std::string::npos && at < cut) cut = at;
+  }
+  return what.substr(0, cut);
+}
+
 }  // namespace jepa::sdk

@@ -37,14 +37,17 @@ inline void set_error(jepa_error* error, const char* message) {
   std::snprintf(error->message, sizeof(error->message), "%s", message);
 }
 
-// Runs `fn`, turning any exception into `error`. Returns whether it succeeded.
+// Runs `fn`, turning any exception into `error` (a ParamError tagged with its key, LibTorch's
+// backtraces dropped). Returns whether it succeeded.
 template <class Fn>
 bool guarded(jepa_error* error, Fn&& fn) noexcept {
   try {
     fn();
     return true;
+  } catch (const ParamError& e) {
+    set_error(error, (kParamErrorTag + e.key() + "] " + without_backtrace(e.what())).c_str());
   } catch (const std::exception& e) {
-    set_error(error, e.what());
+    set_error(error, without_backtrace(e.what()).c_str());
   } catch (...) {
     set_error(error, "unknown exception");
   }
