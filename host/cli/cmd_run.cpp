@@ -1,9 +1,9 @@
 // `jepa run`, `jepa export`: train an experiment, continue a run, export a run's weights.
 #include "cli/commands.hpp"
 #include "config/experiment.hpp"
-#include "dist/env.hpp"
-#include "dist/group.hpp"
-#include "dist/launcher.hpp"
+#include "distributed/env.hpp"
+#include "distributed/group.hpp"
+#include "distributed/launcher.hpp"
 #include "loader/registry.hpp"
 #include "store/store.hpp"
 #include "train/trainer.hpp"

@@ -2,7 +2,7 @@
 // benchmark so that what is measured is what trains.
 #pragma once
 
-#include "dist/group.hpp"
+#include "distributed/group.hpp"
 #include "loader/masking_strategy.hpp"
 #include "train/models.hpp"
 #include "train/precision.hpp"

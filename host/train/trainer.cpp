@@ -1,6 +1,6 @@
 #include "train/trainer.hpp"
 
-#include "dist/group.hpp"
+#include "distributed/group.hpp"
 #include "loader/masking_strategy.hpp"
 #include "loader/sha256.hpp"
 #include "train/checkpoint.hpp"

@@ -1,5 +1,5 @@
 // Reading torchrun's and SLURM's variables into a rank, world size and rendezvous address.
-#include "dist/env.hpp"
+#include "distributed/env.hpp"
 
 #include <gtest/gtest.h>
 

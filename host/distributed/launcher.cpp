@@ -1,6 +1,6 @@
-#include "dist/launcher.hpp"
+#include "distributed/launcher.hpp"
 
-#include "dist/group.hpp"
+#include "distributed/group.hpp"
 #include "process/spawn.hpp"
 #include "store/store.hpp"
 

@@ -6,7 +6,7 @@
 // surfaces as PeerError with a message that names the rank when it can be known.
 #pragma once
 
-#include "dist/env.hpp"
+#include "distributed/env.hpp"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>

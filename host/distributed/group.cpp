@@ -1,4 +1,4 @@
-#include "dist/group.hpp"
+#include "distributed/group.hpp"
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>

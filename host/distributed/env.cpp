@@ -1,4 +1,4 @@
-#include "dist/env.hpp"
+#include "distributed/env.hpp"
 
 #include <fmt/format.h>
 
