@@ -14,4 +14,4 @@ echo
 sqlite3 -header -column results/jepa.db \
   "select r.id, r.name, r.status, e.evaluator, e.metric, round(e.value, 2) as value
      from runs r join evaluations e on e.run_id = r.id
-    where r.id = (select max(id) from runs) and e.metric = 'top1'"
+    where r.id = (select max(id) from runs) and e.metric in ('top1', 'top1@random_init', 'top1@raw_pixels')"

@@ -124,8 +124,16 @@ void check_exact_resume(const std::string& precision, const std::string& env, co
   const auto db_a = dir / "a.db";
   const auto db_b = dir / "b.db";
   const std::string set = " --set run.precision=" + precision;
-  ASSERT_EQ(run_jepa("run " + q(file) + set + " --no-eval --db " + q(db_a), env).code, 0);
-  const auto stopped = run_jepa("run " + q(file) + set + " --no-eval --stop-after 5 --db " + q(db_b), env);
+  // Each database its own checkpoint folder: both hold a run 1. (Sharing one, b's checkpoint
+  // replaced a's and the weights compared were b's twice; the recorded digests caught it.)
+  ASSERT_EQ(run_jepa("run " + q(file) + set + " --set 'checkpoint.dir=" + (dir / "runs_a").string() +
+                         "' --no-eval --db " + q(db_a),
+                     env)
+                .code,
+            0);
+  const auto stopped = run_jepa("run " + q(file) + set + " --set 'checkpoint.dir=" + (dir / "runs_b").string() +
+                                    "' --no-eval --stop-after 5 --db " + q(db_b),
+                                env);
   ASSERT_EQ(stopped.code, 0) << stopped.err;
   {
     jepa::store::Store store(db_b);
@@ -144,8 +152,10 @@ void check_exact_resume(const std::string& precision, const std::string& env, co
   ASSERT_EQ(b.size(), 16u);
   for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << "step " << i + 1;
   // The weights agree too: the exports are byte-identical.
-  ASSERT_EQ(run_jepa("export 1 -o " + q(dir / "a.pt") + " --db " + q(db_a)).code, 0);
-  ASSERT_EQ(run_jepa("export 1 -o " + q(dir / "b.pt") + " --db " + q(db_b)).code, 0);
+  const auto export_a = run_jepa("export 1 -o " + q(dir / "a.pt") + " --db " + q(db_a));
+  ASSERT_EQ(export_a.code, 0) << export_a.err;
+  const auto export_b = run_jepa("export 1 -o " + q(dir / "b.pt") + " --db " + q(db_b));
+  ASSERT_EQ(export_b.code, 0) << export_b.err;
   EXPECT_EQ(slurp(dir / "a.pt"), slurp(dir / "b.pt"));
   // What Python's torch.load returns, with upstream's key names (check_export.py unpickles the
   // archive as torch.load does).
