@@ -36,6 +36,23 @@ torch::Tensor images_tensor(data::Batch& b) {
   return torch::from_blob(b.images.data(), {b.batch_size, b.channels, b.height, b.width}, torch::kFloat32);
 }
 
+namespace {
+
+// The frozen encoder's last layers in the run's precision, returned as fp32.
+std::function<std::vector<torch::Tensor>(const torch::Tensor&, int64_t)> frozen_encode(
+    std::shared_ptr<sdk::Encoder> encoder, torch::Device device, Precision precision) {
+  const bool bf16 = precision == Precision::bf16;
+  return [encoder = std::move(encoder), device, bf16](const torch::Tensor& images, int64_t layers) {
+    torch::NoGradGuard no_grad;
+    AutocastScope autocast(device, bf16);
+    auto out = encoder->forward_last_layers(images.to(device), layers);
+    for (auto& t : out) t = t.to(torch::kFloat32);
+    return out;
+  };
+}
+
+}  // namespace
+
 sdk::EvalInput make_eval_input(const config::Experiment& e, std::shared_ptr<sdk::Encoder> encoder, torch::Device device,
                                Precision precision, int64_t step, const std::shared_ptr<const data::ImageSource>& train,
                                const std::shared_ptr<const data::ImageSource>& test) {
@@ -49,14 +66,7 @@ sdk::EvalInput make_eval_input(const config::Experiment& e, std::shared_ptr<sdk:
     auto labels = torch::tensor(b.labels, torch::kLong);
     return std::make_pair(images, labels);
   };
-  const bool bf16 = precision == Precision::bf16;
-  in.encode = [encoder, device, bf16](const torch::Tensor& images, int64_t layers) {
-    torch::NoGradGuard no_grad;
-    AutocastScope autocast(device, bf16);
-    auto out = encoder->forward_last_layers(images.to(device), layers);
-    for (auto& t : out) t = t.to(torch::kFloat32);
-    return out;
-  };
+  in.encode = frozen_encode(std::move(encoder), device, precision);
   in.step = step;
   in.seed = e.seed;
   in.device = device;
@@ -116,7 +126,7 @@ std::vector<std::pair<std::string, double>> evaluate_baselines(const config::Exp
     return std::vector<torch::Tensor>{images.flatten(1).unsqueeze(1).to(torch::kFloat32)};
   };
   sdk::EvalInput init = trained;
-  init.encode = make_eval_input(e, std::move(initial), device, precision, step, nullptr, nullptr).encode;
+  init.encode = frozen_encode(std::move(initial), device, precision);
   auto out = suffixed(evaluate(choice, pixels), "@raw_pixels");
   const auto random_init = suffixed(evaluate(choice, init), "@random_init");
   out.insert(out.end(), random_init.begin(), random_init.end());
