@@ -3,17 +3,8 @@
 # present are left alone, so running it twice costs one `apt-get` check.
 set -euo pipefail
 
-packages=(
-  build-essential cmake ninja-build ccache pkg-config git
-  libtorch-dev libopenblas0-openmp libgloo-dev      # LibTorch 1.13 (CPU), fast BLAS, c10d Gloo headers
-  libboost-dev libboost-filesystem-dev               # Boost.DLL (header-only, uses Boost.Filesystem)
-  libtomlplusplus-dev libfmt-dev libsqlite3-dev sqlite3
-  libcli11-dev nlohmann-json3-dev libssl-dev
-  libpng-dev libturbojpeg0-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  gnuplot-nox bc                                     # plots (jepa plot); bench/sweep_bench.sh
-  dataset-fashion-mnist
-)
+# One list, shared with scripts/check-torch2.sh: scripts/debian-packages.txt.
+mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$(dirname "$0")/debian-packages.txt" | awk '{print $1}')
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,4 +1,5 @@
 #include "distributed/group.hpp"
+#include "distributed/store_options.hpp"
 
 #include <ATen/ATen.h>
 #include <fmt/format.h>
@@ -95,7 +96,7 @@ struct Group::Impl {
 
 Group::Group(const DistEnv& env, GroupOptions options)
     : env_(env), options_(std::move(options)), impl_(std::make_unique<Impl>()) {
-  c10d::TCPStoreOptions o;
+  c10d::TCPStoreOptions o = tcp_store_options();
   o.port = static_cast<uint16_t>(env.master_port);
   o.isServer = !env.agent_store && env.rank == 0;
   o.waitWorkers = false;

@@ -1,6 +1,7 @@
 #include "distributed/launcher.hpp"
 
 #include "distributed/group.hpp"
+#include "distributed/store_options.hpp"
 #include "process/spawn.hpp"
 #include "store/store.hpp"
 
@@ -41,7 +42,7 @@ std::string how_it_ended(int status) {
 }  // namespace
 
 int launch_local(const LaunchOptions& o) {
-  c10d::TCPStoreOptions so;
+  c10d::TCPStoreOptions so = tcp_store_options();
   so.port = 0;  // any free port: several local jobs must not collide
   so.isServer = true;
   so.waitWorkers = false;

@@ -65,6 +65,8 @@ struct Fingerprint {
   int32_t sdk_major = 0;
 
   static Fingerprint from_c(const jepa_fingerprint& fp);
+  // Parses JEPA_SDK_FINGERPRINT_TEXT as a plugin's section holds it; nullopt when malformed.
+  static std::optional<Fingerprint> from_text(std::string_view text);
   std::string describe() const;  // "torch 1.13.0/cpu, cxx11abi 1, gcc 12, C++201703, sdk 1"
   // Names of the fields that differ, empty when equal.
   std::vector<std::string> differences(const Fingerprint& other) const;

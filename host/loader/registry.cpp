@@ -1,9 +1,11 @@
 #include "loader/registry.hpp"
 
+#include "loader/elf_section.hpp"
 #include "loader/param_set.hpp"
 #include "loader/sha256.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
@@ -11,6 +13,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
+#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -87,6 +90,56 @@ Fingerprint Fingerprint::from_c(const jepa_fingerprint& fp) {
   f.compiler_major = fp.compiler_major;
   f.cxx_standard = fp.cxx_standard;
   f.sdk_major = fp.sdk_major;
+  return f;
+}
+
+std::optional<Fingerprint> Fingerprint::from_text(std::string_view text) {
+  text = text.substr(0, text.find('\0'));
+  std::map<std::string, std::string, std::less<>> fields;
+  bool first = true;
+  while (!text.empty()) {
+    const size_t end = text.find(' ');
+    const std::string_view word = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    if (first) {
+      if (word != "jepa-fingerprint/1") return std::nullopt;
+      first = false;
+      continue;
+    }
+    const size_t eq = word.find('=');
+    if (eq == std::string_view::npos) return std::nullopt;
+    fields.emplace(std::string(word.substr(0, eq)), std::string(word.substr(eq + 1)));
+  }
+  const auto integer = [&](const char* key) -> std::optional<int64_t> {
+    const auto it = fields.find(key);
+    if (it == fields.end()) return std::nullopt;
+    std::string v = it->second;  // "(-1)" and "201703L" are how the preprocessor spells them
+    v.erase(std::remove_if(v.begin(), v.end(), [](char c) { return c == '(' || c == ')' || c == 'L'; }), v.end());
+    try {
+      size_t used = 0;
+      const int64_t n = std::stoll(v, &used);
+      if (used != v.size()) return std::nullopt;
+      return n;
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  };
+  const auto abi = integer("cxx11abi");
+  const auto major = integer("compiler_major");
+  const auto standard = integer("cplusplus");
+  const auto sdk = integer("sdk");
+  if (!fields.count("torch") || !fields.count("device") || !fields.count("compiler") || !abi || !major || !standard ||
+      !sdk) {
+    return std::nullopt;
+  }
+  Fingerprint f;
+  f.torch_version = fields["torch"];
+  f.device = fields["device"];
+  f.cxx11_abi = static_cast<int32_t>(*abi);
+  f.compiler_id = fields["compiler"];
+  f.compiler_major = static_cast<int32_t>(*major);
+  f.cxx_standard = *standard;
+  f.sdk_major = static_cast<int32_t>(*sdk);
   return f;
 }
 
@@ -206,6 +259,24 @@ void Registry::load(const fs::path& path) {
       info->sha256 = sha256_file(path);
     } catch (const std::exception& e) {
       throw Reject(e.what());
+    }
+    // Before loading: a library linked against another LibTorch must never enter this process.
+    // Pure C plugins (masking) carry "torch=none" and pass whatever LibTorch the host has.
+    std::optional<Fingerprint> note;
+    try {
+      if (auto text = read_elf_section(path, JEPA_FINGERPRINT_SECTION)) note = Fingerprint::from_text(*text);
+    } catch (const std::exception& e) {
+      throw Reject(e.what());
+    }
+    if (note && note->torch_version != "none") {
+      const Fingerprint host = host_fingerprint();
+      if (note->torch_version != host.torch_version || note->device != host.device) {
+        throw Reject(fmt::format(
+            "built against another LibTorch, so it was not loaded (that would bring a second LibTorch into "
+            "this process); build fingerprint differs ({}): plugin [{}], host [{}]; rebuild the plugin against "
+            "the host's LibTorch",
+            fmt::join(note->differences(host), ", "), note->describe(), host.describe()));
+      }
     }
     auto lib = std::make_shared<boost::dll::shared_library>();
     boost::dll::fs::error_code ec;

@@ -1,6 +1,7 @@
 // The loader against deliberately broken plugins: each failure has its own message, and
 // discovery goes on past it.
 #include "config/params.hpp"
+#include "loader/elf_section.hpp"
 #include "loader/masking_strategy.hpp"
 #include "loader/registry.hpp"
 
@@ -69,6 +70,55 @@ TEST(Loader, FingerprintMismatchForCxxComponents) {
   EXPECT_NE(reason.find("build fingerprint differs (torch version"), std::string::npos) << reason;
   EXPECT_NE(reason.find("plugin [torch 0.0.0-fixture"), std::string::npos) << reason;
   EXPECT_NE(reason.find("host [torch "), std::string::npos) << reason;
+}
+
+TEST(Loader, LibraryOfAnotherLibTorchIsRefusedFromItsFileWithoutLoading) {
+  // The fixture aborts the process if the dynamic linker ever runs its constructor.
+  const auto reason = single_rejection(load_with_builtins("other_torch"));
+  EXPECT_NE(reason.find("built against another LibTorch, so it was not loaded"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("build fingerprint differs (torch version)"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("plugin [torch 0.0.0-fixture/cpu, cxx11abi 1, gcc 12, C++201703, sdk 1]"), std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("host [torch " + jepa::loader::host_fingerprint().torch_version), std::string::npos) << reason;
+}
+
+TEST(Loader, EveryBuiltPluginCarriesItsFingerprintInASection) {
+  const auto host = jepa::loader::host_fingerprint();
+  int torch_plugins = 0;
+  int c_plugins = 0;
+  for (const auto& entry : fs::directory_iterator(JEPA_PLUGIN_DIR)) {
+    if (entry.path().extension() != ".so") continue;
+    const auto text = jepa::loader::read_elf_section(entry.path(), JEPA_FINGERPRINT_SECTION);
+    ASSERT_TRUE(text.has_value()) << entry.path();
+    const auto fp = jepa::loader::Fingerprint::from_text(*text);
+    ASSERT_TRUE(fp.has_value()) << *text;
+    if (fp->torch_version == "none") {
+      ++c_plugins;
+      EXPECT_EQ(fp->device, "none") << entry.path();
+    } else {
+      ++torch_plugins;
+      EXPECT_TRUE(fp->differences(host).empty()) << entry.path() << ": " << fp->describe() << " vs " << host.describe();
+    }
+    EXPECT_EQ(fp->cxx_standard, host.cxx_standard);
+  }
+  EXPECT_GE(torch_plugins, 3);  // encoder, predictor, evaluators
+  EXPECT_GE(c_plugins, 1);      // the masking strategies
+}
+
+TEST(Loader, FingerprintTextIsParsedStrictly) {
+  using jepa::loader::Fingerprint;
+  using namespace std::string_literals;  // the section is NUL-terminated and may be padded
+  const auto fp = Fingerprint::from_text(
+      "jepa-fingerprint/1 torch=2.6.0 device=cuda cxx11abi=(-1) compiler=clang compiler_major=19 "
+      "cplusplus=202002L sdk=1\0padding"s);
+  ASSERT_TRUE(fp.has_value());
+  EXPECT_EQ(fp->describe(), "torch 2.6.0/cuda, cxx11abi -1, clang 19, C++202002, sdk 1");
+  EXPECT_FALSE(Fingerprint::from_text("jepa-fingerprint/2 torch=2.6.0").has_value());
+  EXPECT_FALSE(Fingerprint::from_text("jepa-fingerprint/1 torch=2.6.0 device=cpu").has_value());
+  EXPECT_FALSE(Fingerprint::from_text("jepa-fingerprint/1 torch=2.6.0 device=cpu cxx11abi=x compiler=gcc "
+                                      "compiler_major=12 cplusplus=201703L sdk=1")
+                   .has_value());
+  EXPECT_FALSE(jepa::loader::read_elf_section(fs::path(JEPA_FIXTURE_DIR) / "garbage" / "garbage.so", ".text"));
 }
 
 TEST(Loader, CMaskingPluginIgnoresTorchFingerprint) {

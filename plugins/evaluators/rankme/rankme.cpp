@@ -46,7 +46,7 @@ class RankMe final : public jepa::sdk::Evaluator {
 
     // Uncentred, as in the paper: a shared offset is one of the directions the embedding spends.
     // Double precision, so the tail of tiny singular values of a collapsed encoder is not noise.
-    const auto sv = torch::linalg::svdvals(z, c10::nullopt);
+    const auto sv = at::linalg_svdvals(z);
     const auto p = sv / sv.sum().clamp_min(1e-300) + kRankEps;
     const double effective_rank = std::exp(-(p * p.log()).sum().item<double>());
 

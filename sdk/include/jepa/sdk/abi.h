@@ -20,6 +20,9 @@ extern "C" {
 #define JEPA_ABI_MAJOR 1
 #define JEPA_ABI_MINOR 0
 #define JEPA_ENTRY_SYMBOL "jepa_plugin_entry"
+/* An ELF section holding the build fingerprint as text (see <jepa/sdk/fingerprint.hpp>), read by
+ * the host before it loads a library: one linked against another LibTorch is never loaded. */
+#define JEPA_FINGERPRINT_SECTION ".jepa_fingerprint"
 
 #if defined(_WIN32)
 #define JEPA_EXPORT __declspec(dllexport)

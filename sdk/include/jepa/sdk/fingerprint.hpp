@@ -41,6 +41,27 @@
 #define JEPA_SDK_FP_CXX11_ABI (-1)
 #endif
 
+#define JEPA_SDK_FP_STR2(x) #x
+#define JEPA_SDK_FP_STR(x) JEPA_SDK_FP_STR2(x)
+
+// The same fingerprint as one line of text, placed by JEPA_PLUGIN in the section
+// JEPA_FINGERPRINT_SECTION. The host reads it from the file before loading the library, because
+// loading a plugin linked against another LibTorch would bring a second LibTorch into the
+// process (its static initialisers run before any check could refuse it).
+#define JEPA_SDK_FINGERPRINT_TEXT \
+  "jepa-fingerprint/1 torch=" JEPA_SDK_FP_TORCH " device=" JEPA_SDK_FP_DEVICE                         \
+  " cxx11abi=" JEPA_SDK_FP_STR(JEPA_SDK_FP_CXX11_ABI) " compiler=" JEPA_SDK_FP_COMPILER                \
+  " compiler_major=" JEPA_SDK_FP_STR(JEPA_SDK_FP_COMPILER_MAJOR) " cplusplus=" JEPA_SDK_FP_STR(__cplusplus) \
+  " sdk=" JEPA_SDK_FP_STR(JEPA_ABI_MAJOR)
+
+#if defined(__ELF__)
+#define JEPA_SDK_FINGERPRINT_NOTE()                                                                         \
+  extern "C" __attribute__((used, section(JEPA_FINGERPRINT_SECTION))) const char jepa_fingerprint_note_[] = \
+      JEPA_SDK_FINGERPRINT_TEXT
+#else
+#define JEPA_SDK_FINGERPRINT_NOTE() static_assert(true, "")
+#endif
+
 namespace jepa::sdk {
 
 inline jepa_fingerprint build_fingerprint() {

@@ -215,6 +215,7 @@ inline const jepa_plugin_descriptor* build_descriptor(std::unique_ptr<PluginBuil
 }  // namespace jepa::sdk
 
 #define JEPA_PLUGIN(NAME, VERSION)                                                                 \
+  JEPA_SDK_FINGERPRINT_NOTE();                                                                     \
   static void jepa_register_components_(::jepa::sdk::PluginBuilder& plugin);                       \
   extern "C" JEPA_EXPORT const jepa_plugin_descriptor* jepa_plugin_entry(void) {                   \
     static std::unique_ptr<::jepa::sdk::PluginBuilder> builder;                                    \
