@@ -77,8 +77,7 @@ TEST(Loader, LibraryOfAnotherLibTorchIsRefusedFromItsFileWithoutLoading) {
   const auto reason = single_rejection(load_with_builtins("other_torch"));
   EXPECT_NE(reason.find("built against another LibTorch, so it was not loaded"), std::string::npos) << reason;
   EXPECT_NE(reason.find("build fingerprint differs (torch version)"), std::string::npos) << reason;
-  EXPECT_NE(reason.find("plugin [torch 0.0.0-fixture/cpu, cxx11abi 1, gcc 12, C++201703, sdk 1]"), std::string::npos)
-      << reason;
+  EXPECT_NE(reason.find("plugin [torch 0.0.0-fixture/cpu, cxx11abi "), std::string::npos) << reason;
   EXPECT_NE(reason.find("host [torch " + jepa::loader::host_fingerprint().torch_version), std::string::npos) << reason;
 }
 
