@@ -140,10 +140,8 @@ void BM_train_step(benchmark::State& state) {
 #if defined(JEPA_SDK_TORCH_CUDA)
   if (device.is_cuda()) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-    state.counters["peak_gpu_MiB"] =
-        static_cast<double>(
-            stats.allocated_bytes[static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)].peak) /
-        (1024.0 * 1024.0);
+    // Index 0 is StatType::AGGREGATE, whose namespace moved between LibTorch versions.
+    state.counters["peak_gpu_MiB"] = static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0);
     // MFU: achieved over the peak, in the units the rate counter reports (per second of wall time).
     state.counters["MFU_percent"] =
         benchmark::Counter(flops / (g_peak_tflops * 1e12) * 100.0, benchmark::Counter::kIsRate);

@@ -126,7 +126,10 @@ if [ "$kind" = cuda ] && ! in_root sh -c 'ls /usr/lib/x86_64-linux-gnu/libcudnn.
       nm -D --undefined-only "$lib" 2> /dev/null || true
     done | awk "\$2 ~ /^cudnn/ {sub(/@.*/, \"\", \$2); print \$2}" | sort -u > /tmp/cudnn.syms
     { echo "#include <stdlib.h>"; sed "s/.*/void &(void) { abort(); }/" /tmp/cudnn.syms; } > /tmp/cudnn_stub.c
-    gcc -shared -fPIC -Wl,-soname,libcudnn.so.9 -o /usr/local/lib/libcudnn.so.9 /tmp/cudnn_stub.c
+    # LibTorch binds them with the version node libcudnn.so.9 ("cudnnCreate@libcudnn.so.9").
+    echo "libcudnn.so.9 { global: *; };" > /tmp/cudnn.map
+    gcc -shared -fPIC -Wl,-soname,libcudnn.so.9 -Wl,--version-script=/tmp/cudnn.map \
+      -o /usr/local/lib/libcudnn.so.9 /tmp/cudnn_stub.c
     ln -sf libcudnn.so.9 /usr/local/lib/libcudnn.so
     ldconfig
     echo "$(wc -l < /tmp/cudnn.syms) cuDNN symbols stubbed"'
