@@ -44,7 +44,9 @@ say() { printf 'check-torch2 %s [%4ds] %s\n' "$kind" "$(($(date +%s) - started))
 
 # The same dependencies as scripts/install-deps.sh (one list, scripts/debian-packages.txt), with
 # trixie's LibTorch: the CPU one, or the CUDA one with NCCL, CUDA-aware Gloo and the matching nvcc.
-mapfile -t packages < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' scripts/debian-packages.txt | awk '{print $1}')
+# Lines tagged `host-only` are tools that the tests drive on the host (debootstrap itself, SLURM,
+# Chromium): the roots leave them out, and there those tests skip themselves.
+mapfile -t packages < <(sed -e '/host-only/d' -e 's/#.*//' -e '/^[[:space:]]*$/d' scripts/debian-packages.txt | awk '{print $1}')
 if [ "$kind" = cpu ]; then
   packages+=(python3)
 else
