@@ -247,6 +247,7 @@ struct EvalOptions {
   std::string run;
   std::string evaluator;
   std::vector<std::string> set;
+  bool baselines = false;
   std::string db = "results/jepa.db";
 };
 
@@ -262,7 +263,7 @@ int run_eval(const GlobalOptions& global, const EvalOptions& o) {
   config::ComponentChoice choice{comp->id, config::resolve_params(*comp, overrides), comp};
   store::Store store(o.db);
   const int64_t id = resolve_run(store, o.run);
-  for (const auto& [name, value] : train::evaluate_run(id, choice, reg, store)) {
+  for (const auto& [name, value] : train::evaluate_run(id, choice, reg, store, o.baselines)) {
     fmt::print("{} = {:.4g}\n", name, value);
   }
   return 0;
@@ -276,11 +277,15 @@ Command add_eval_command(CLI::App& parent, const GlobalOptions& global) {
   sub->add_option("run", o->run, "Run id or name")->required()->type_name("RUN");
   sub->add_option("--evaluator", o->evaluator, "Evaluator component id, e.g. linear_probe")->required();
   sub->add_option("--set", o->set, "Override an evaluator parameter: key=value (repeatable)")->type_name("KEY=VALUE");
+  sub->add_flag("--baselines", o->baselines,
+                "Also run it on raw pixels and on the run's encoder at initialisation (same parameters, data and "
+                "precision), recorded as <metric>@raw_pixels and <metric>@random_init");
   sub->add_option("--db", o->db, "Results database")->capture_default_str();
   sub->footer(
       "Examples:\n"
       "  jepa eval 3 --evaluator linear_probe\n"
       "  jepa eval 3 --evaluator linear_probe --set last_layers=4 --set limit_train=20000\n"
+      "  jepa eval 3 --evaluator linear_probe --set pool_grid=4 --baselines   # a readout beside its baselines\n"
       "Results are recorded with the run (evaluations table, and metrics as <evaluator>/<metric>).");
   return {sub, [&global, o] { return run_eval(global, *o); }};
 }
@@ -311,7 +316,7 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
   sub->footer(
       "Examples:\n"
       "  jepa run experiments/quickstart.toml\n"
-      "  jepa run experiments/quickstart.toml --set optimization.epochs=2 --set masking.params.npred=2\n"
+      "  jepa run experiments/quickstart.toml --set optimization.epochs=2 --set 'masking.params.ratio=[0.6,0.7]'\n"
       "  jepa run experiments/ijepa_vith14_in1k.toml --dry-run\n"
       "  jepa run --resume 3\n"
       "  jepa run experiments/quickstart.toml --nproc 2     # 2 ranks (Gloo on CPU), batch 64 each\n"

@@ -655,13 +655,21 @@ LoadedRun load_run(int64_t run_id, const loader::Registry& registry, store::Stor
 }  // namespace
 
 std::vector<std::pair<std::string, double>> evaluate_run(int64_t run_id, const config::ComponentChoice& evaluator,
-                                                         const loader::Registry& registry, store::Store& store) {
+                                                         const loader::Registry& registry, store::Store& store,
+                                                         bool baselines) {
   LoadedRun r = load_run(run_id, registry, store);
   r.models.target->eval();
   auto train = open_split(r.experiment, data::Split::train);
   auto test = open_split(r.experiment, data::Split::test);
   const auto input = make_eval_input(r.experiment, r.models.target, r.device, r.precision, r.state.step, train, test);
-  return evaluate_and_record(evaluator, input, store, run_id, r.state.step);
+  auto results = evaluate_and_record(evaluator, input, store, run_id, r.state.step);
+  if (!baselines) return results;
+  // A new readout of a stored run is only worth reading beside its baselines with that readout.
+  const auto base = evaluate_baselines(r.experiment, evaluator, initial_encoder(r.experiment, r.device), r.device,
+                                       r.precision, r.state.step, input, store, run_id);
+  print_against_baselines(results, base);
+  results.insert(results.end(), base.begin(), base.end());
+  return results;
 }
 
 void export_run(int64_t run_id, const fs::path& output, bool module_prefix, const loader::Registry& registry,

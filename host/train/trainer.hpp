@@ -50,7 +50,8 @@ TrainOutcome run_experiment(const config::Experiment& experiment, store::Store* 
 // Loads a stored run's target encoder (and the rest) from its latest checkpoint and evaluates it
 // with `evaluator` (resolved parameters); records the results. Returns the metrics.
 std::vector<std::pair<std::string, double>> evaluate_run(int64_t run_id, const config::ComponentChoice& evaluator,
-                                                         const loader::Registry& registry, store::Store& store);
+                                                         const loader::Registry& registry, store::Store& store,
+                                                         bool baselines = false);
 
 // `jepa export`: writes a stored run's weights for Python's torch.load.
 void export_run(int64_t run_id, const std::filesystem::path& output, bool module_prefix,

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <thread>
 
 namespace fs = std::filesystem;
@@ -269,6 +271,22 @@ TEST(Train, BaselinesProbeRawPixelsAndTheInitialEncoderWithTheSameReadout) {
   EXPECT_NE(t.at("top1"), t.at("top1@random_init"));
   EXPECT_EQ(t.at("top1@random_init"), top1.at("top1@random_init")) << "same seed, same initial encoder";
   EXPECT_EQ(t.at("top1@raw_pixels"), top1.at("top1@raw_pixels"));
+  // `jepa eval --baselines` gives a stored run the same three numbers later, for any readout.
+  const auto later = run_jepa(
+      "eval 2 --evaluator linear_probe --baselines --set epochs=2 --set limit_train=256 --set limit_test=128 "
+      "--set pool_grid=2 --db " +
+      q(db));
+  ASSERT_EQ(later.code, 0) << later.err;
+  EXPECT_TRUE(contains(later.out, "linear_probe/top1: trained ")) << later.out;
+  std::multimap<std::string, double> all;
+  for (const auto& e : jepa::store::Store(db).evaluations(2)) {
+    if (e.evaluator == "linear_probe") all.emplace(e.metric, e.value);
+  }
+  ASSERT_EQ(all.count("top1@random_init"), 2u) << "recorded with the run, beside the first";
+  for (const char* metric : {"top1", "top1@random_init", "top1@raw_pixels"}) {
+    const auto [first, last] = all.equal_range(metric);
+    EXPECT_EQ(first->second, std::prev(last)->second) << metric << ": same checkpoint, readout and seed";
+  }
   fs::remove_all(dir);
 }
 
