@@ -565,8 +565,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     checkpoint(epoch, batch_index);
     if (!stop_reason.empty()) {
       const std::string resume_hint = !options.resume_hint.empty() ? options.resume_hint
-                                       : world > 1 ? fmt::format("jepa run --resume {} --nproc {}", run_id, world)
-                                                   : fmt::format("jepa run --resume {}", run_id);
+                                      : world > 1 ? fmt::format("jepa run --resume {} --nproc {}", run_id, world)
+                                                  : fmt::format("jepa run --resume {}", run_id);
       const std::string reason =
           stop_status == store::RunStatus::pruned ? stop_reason : stop_reason + "; continue with: " + resume_hint;
       store_ptr->finish_run(run_id, stop_status, reason);

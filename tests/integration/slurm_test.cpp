@@ -343,8 +343,8 @@ launcher = "slurm"
 seeds = [0, 1, 2]
 max_parallel = 2
 [sweep.params]
-"optimization.epochs" = [80]
-"optimization.max_steps" = [2400]
+"optimization.epochs" = [40]
+"optimization.max_steps" = [1200]
 "logging.every" = [20]
 "checkpoint.every" = [80]
 [sweep.slurm]
@@ -413,7 +413,7 @@ poll_seconds = 0.3
   for (const auto& [i, row] : t) {
     EXPECT_EQ(row.status, "COMPLETED") << "trial " << i << ": " << row.reason;
     const auto loss = store.metrics(row.run, "train/loss");
-    ASSERT_EQ(loss.size(), 120u) << "trial " << i;  // every point once, after resumes
+    ASSERT_EQ(loss.size(), 60u) << "trial " << i;  // every point once, after resumes
     for (size_t k = 0; k < loss.size(); ++k) EXPECT_EQ(loss[k].step, static_cast<int64_t>(20 * (k + 1)));
     // One run, created once: the journal starts the run once, however often its job ran.
     EXPECT_EQ(count_of(slurp(trial_dir(1, i) / "journal.jsonl"), "\"op\":\"create_run\""), 1u) << i;
@@ -437,10 +437,10 @@ TEST_F(Slurm, RequeuedJobContinuesFromItsCheckpointUnderTheSameJob) {
 [sweep]
 launcher = "slurm"
 [sweep.params]
-"optimization.epochs" = [80]
-"optimization.max_steps" = [2400]
+"optimization.epochs" = [40]
+"optimization.max_steps" = [800]
 "logging.every" = [20]
-"checkpoint.every" = [80]
+"checkpoint.every" = [40]
 [sweep.slurm]
 poll_seconds = 0.3
 )");
@@ -471,7 +471,7 @@ poll_seconds = 0.3
   EXPECT_TRUE(contains(slurm_log, "restart 1")) << slurm_log;
   EXPECT_TRUE(contains(slurm_log, "resuming run")) << slurm_log;  // from its checkpoint, not from step 0
   const auto loss = Store(db_).metrics(t.at(0).run, "train/loss");
-  ASSERT_EQ(loss.size(), 120u);
+  ASSERT_EQ(loss.size(), 40u);
   for (size_t k = 0; k < loss.size(); ++k) EXPECT_EQ(loss[k].step, static_cast<int64_t>(20 * (k + 1)));
 }
 

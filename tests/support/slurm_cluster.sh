@@ -56,6 +56,8 @@ start() {
   host=$(hostname -s)
   mem=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
   mem=$((mem * 95 / 100))
+  # cred_expire: how long a requeued job waits before it may start again (default 120 s), and a
+  # step credential's lifetime; 10 s is plenty on one node.
   cat > "$conf" << EOF
 ClusterName=jepatest
 SlurmctldHost=$host(127.0.0.1)
@@ -64,7 +66,7 @@ SlurmdPort=$slurmd_port
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket.2
+AuthInfo=socket=$dir/munge/munge.socket.2,cred_expire=10
 CredType=cred/munge
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
