@@ -424,7 +424,12 @@ class SlurmRunner {
     for (const auto& t : store_.sweep_trials(sweep_id_)) {
       ++total_;
       if (active_.count(t.index) != 0) continue;
-      if (!t.status || *t.status == store::RunStatus::killed) queue.push_back(t.index);
+      // A RUNNING run without a job: the host died while sbatch ran, and SLURM had not taken the
+      // job (reconcile() found none under its name) or did not answer ("submitting": submit()
+      // asks again before it submits).
+      const bool never_submitted =
+          t.status == store::RunStatus::running && (t.job_id.empty() || t.job_id == "submitting");
+      if (!t.status || *t.status == store::RunStatus::killed || never_submitted) queue.push_back(t.index);
     }
     fmt::print(stderr, "sweep {} (id {}): {} trials, {} to run, {} already in SLURM; shared folder {}\n", name_,
                sweep_id_, total_, queue.size(), active_.size(), shared_.string());
@@ -590,10 +595,12 @@ class SlurmRunner {
         // The host died while sbatch ran: the job may exist under its name.
         const auto r =
             slurm::run_command({"squeue", "-h", "-t", "all", "-n", job_name(t.index), "-o", "%i|%T|%r|%j|%N"}, 30.0);
+        // No answer is not "no job": the trial stays "submitting", and submit() asks again.
+        if (r.status != 0) continue;
         const auto found = slurm::parse_squeue(r.out);
+        // None under its name: SLURM never took the job, and run() submits the trial again.
         store_.set_trial_job(sweep_id_, t.index, found.empty() ? "" : found.front().id,
                              found.empty() ? "" : found.front().state);
-        if (found.empty()) continue;
       }
     }
     for (const auto& t : store_.sweep_trials(sweep_id_)) {

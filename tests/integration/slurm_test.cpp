@@ -161,13 +161,16 @@ class Slurm : public ::testing::Test {
   bool started_ = false;
 };
 
-// Starts `jepa ARGS` without waiting; returns its pid.
-pid_t spawn_jepa(const std::vector<std::string>& args, const fs::path& log) {
+// Starts `jepa ARGS` without waiting; returns its pid. `path_first`: a folder searched before
+// PATH (a stand-in for one of SLURM's commands).
+pid_t spawn_jepa(const std::vector<std::string>& args, const fs::path& log, const fs::path& path_first = {}) {
+  const std::string path = path_first.empty() ? std::string() : path_first.string() + ":" + std::getenv("PATH");
   const pid_t pid = fork();
   if (pid == 0) {
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
+    if (!path.empty()) ::setenv("PATH", path.c_str(), 1);
     std::vector<char*> argv{const_cast<char*>(JEPA_BINARY)};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -473,6 +476,71 @@ poll_seconds = 0.3
   const auto loss = Store(db_).metrics(t.at(0).run, "train/loss");
   ASSERT_EQ(loss.size(), 40u);
   for (size_t k = 0; k < loss.size(); ++k) EXPECT_EQ(loss[k].step, static_cast<int64_t>(20 * (k + 1)));
+}
+
+TEST_F(Slurm, HostKilledWhileSbatchRunsFindsTheJobByNameOrSubmitsItOnce) {
+  // A stand-in sbatch that never returns, as a controller that stops answering would: the host
+  // is killed -9 while the trial is "submitting". First it has not passed the job on to SLURM,
+  // then (the second host) it has. SLURM's own sbatch answers --version, which the host asks.
+  const fs::path bin = dir_.path() / "bin";
+  fs::create_directories(bin);
+  const std::string real = shell("command -v sbatch | tr -d '\\n'");
+  ASSERT_FALSE(real.empty());
+  const fs::path hung = dir_.path() / "sbatch.pid";
+  const fs::path submit = dir_.path() / "submit-first";
+  {
+    std::ofstream out(bin / "sbatch");
+    out << "#!/bin/sh\n"
+        << "[ \"$1\" = --version ] && exec '" << real << "' \"$@\"\n"
+        << "[ -e '" << submit.string() << "' ] && '" << real << "' \"$@\" > /dev/null\n"
+        << "echo $$ > '" << hung.string() << "'\n"
+        << "exec sleep 600\n";
+  }
+  fs::permissions(bin / "sbatch", fs::perms::owner_all);
+  const auto file = write("submit.toml", R"(
+[sweep]
+launcher = "slurm"
+[sweep.slurm]
+poll_seconds = 0.3
+)");
+  const fs::path log = dir_.path() / "host.log";
+  // Kills the host once it waits on the stand-in sbatch, and the stand-in too (by its pid).
+  const auto kill_while_submitting = [&](pid_t host) {
+    bool seen = false;
+    for (int i = 0; i < 600 && !seen; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!fs::exists(hung) || !fs::exists(db_)) continue;
+      const auto t = trials("submit");
+      seen = t.count(0) != 0 && t.at(0).job == "submitting";
+    }
+    ::kill(host, SIGKILL);
+    int status = 0;
+    waitpid(host, &status, 0);
+    if (fs::exists(hung)) {
+      const pid_t stand_in = std::stoi(slurp(hung));
+      if (stand_in > 0) ::kill(stand_in, SIGKILL);
+      fs::remove(hung);
+    }
+    return seen;
+  };
+
+  ASSERT_TRUE(kill_while_submitting(spawn_jepa({"sweep", file.string(), "--db", db_.string()}, log, bin)))
+      << slurp(log);
+  EXPECT_EQ(shell("squeue -h -t all -o %i"), "");  // SLURM never had the job
+  std::ofstream(submit).put('\n');
+  ASSERT_TRUE(kill_while_submitting(spawn_jepa({"sweep", "--resume", "submit", "--db", db_.string()}, log, bin)))
+      << slurp(log);
+  const std::string job = shell("squeue -h -t all -o %i | tr -d '\\n'");
+  ASSERT_FALSE(job.empty()) << "the second stand-in passed the job on";
+
+  const auto r = run_jepa("sweep --resume submit " + db());
+  ASSERT_EQ(r.code, 0) << r.err << slurp(log);
+  const auto t = trials("submit");
+  EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason << slurp(log) << r.err;
+  EXPECT_EQ(t.at(0).job, job);  // found by its name, not submitted again
+  EXPECT_EQ(count_of(slurp(trial_dir(1, 0) / "slurm.log"), "jepa sweep: job "), 1u);
+  EXPECT_EQ(Store(db_).metrics(t.at(0).run, "train/loss").size(), 6u);
+  EXPECT_EQ(shell("squeue -h -t all -o %i | wc -l | tr -d ' \\n'"), "1");
 }
 
 TEST_F(Slurm, TwoTaskTrialTrainsDataParallelThroughSrun) {
