@@ -152,6 +152,10 @@ nlohmann::json run_json(const query::RunRow& r) {
                    {"seed", r.seed},
                    {"sweep", r.sweep.empty() ? nlohmann::json() : nlohmann::json(r.sweep)},
                    {"params", r.params}};
+  if (!r.job_id.empty()) {
+    j["slurm_job"] = r.job_id;
+    j["slurm_state"] = r.job_state;
+  }
   nlohmann::json metrics = nlohmann::json::object();
   for (const auto& [k, v] : r.metrics) metrics[k] = num_json(v);
   j["metrics"] = metrics;
@@ -197,9 +201,11 @@ int run_runs(const RunsOptions& o) {
   const std::vector<std::string> metrics = o.metrics.empty() ? metric_columns(rows) : split_list(o.metrics);
   const bool any_sweep = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return !r.sweep.empty(); });
   const bool any_reason = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return !r.reason.empty(); });
+  const bool any_job = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return !r.job_id.empty(); });
 
   std::vector<std::string> header{"id", "name", "status", "steps", "time"};
   if (any_sweep) header.push_back("sweep");
+  if (any_job) header.push_back("slurm job");
   for (const auto& p : params) header.push_back(short_param(p));
   header.insert(header.end(), metrics.begin(), metrics.end());
   if (any_reason) header.push_back("reason");
@@ -208,6 +214,7 @@ int run_runs(const RunsOptions& o) {
     std::vector<std::string> row{std::to_string(r.id), r.name, r.status, std::to_string(r.steps),
                                  query::format_duration(query::duration_seconds(r))};
     if (any_sweep) row.push_back(r.sweep.empty() ? "-" : r.sweep);
+    if (any_job) row.push_back(r.job_id.empty() ? "-" : r.job_id + (r.job_state.empty() ? "" : " " + r.job_state));
     for (const auto& p : params) row.push_back(cell(r.params, p));
     for (const auto& m : metrics) row.push_back(metric_cell(r.metrics, m));
     if (any_reason) row.push_back(truncate(r.reason, 70));
@@ -306,6 +313,7 @@ int run_show(const ShowOptions& o) {
              r.started_at, r.ended_at.empty() ? "-" : r.ended_at, query::format_duration(query::duration_seconds(r)),
              r.steps, r.seed);
   if (!r.sweep.empty()) fmt::print("  sweep        {}\n", r.sweep);
+  if (!r.job_id.empty()) fmt::print("  slurm job    {} ({})\n", r.job_id, r.job_state.empty() ? "?" : r.job_state);
   if (record->resumed_from) fmt::print("  resumed from {}\n", *record->resumed_from);
   fmt::print("  config file  {}\n", record->config_path.empty() ? "-" : record->config_path);
 

@@ -5,6 +5,7 @@
 #include "distributed/group.hpp"
 #include "distributed/launcher.hpp"
 #include "loader/registry.hpp"
+#include "store/journal.hpp"
 #include "store/store.hpp"
 #include "train/trainer.hpp"
 
@@ -29,6 +30,7 @@ struct RunOptions {
   std::string sweep_trial;  // "SWEEP:INDEX", set by `jepa sweep` for the trials it starts
   bool trial_resume = false;
   int nproc = 1;
+  std::string record_to;  // a SLURM trial's folder: records go to its journal, never to --db
 };
 
 std::optional<store::TrialRef> parse_trial(const std::string& text) {
@@ -78,7 +80,10 @@ train::TrainOptions train_options(const RunOptions& o, std::optional<int64_t> re
 }
 
 int report(const RunOptions& o, const std::string& name, const train::TrainOutcome& out) {
-  if (o.resume.empty()) {
+  if (!o.record_to.empty()) {
+    fmt::print("run {} ({}): {}{}\n", out.run_id, name, store::status_name(out.status),
+               out.reason.empty() ? "" : " - " + out.reason);
+  } else if (o.resume.empty()) {
     fmt::print("run {} ({}): {}{}\n", out.run_id, name, store::status_name(out.status),
                out.reason.empty() ? "" : " - " + out.reason);
     fmt::print("results in {}: sqlite3 {} \"select * from runs where id = {}\"\n", o.db, o.db, out.run_id);
@@ -87,6 +92,38 @@ int report(const RunOptions& o, const std::string& name, const train::TrainOutco
                out.reason.empty() ? "" : " - " + out.reason);
   }
   return out.status == store::RunStatus::failed ? 1 : 0;
+}
+
+// --record-to: a SLURM trial of `jepa sweep`. Its run exists in the host's database already (the
+// host created it before submitting the job); a journal that recorded the run's start means this
+// job ran before (requeued, preempted, or resubmitted after a lost node): it continues the run
+// from its last checkpoint instead of starting another.
+struct RecordedTrial {
+  std::unique_ptr<store::JournalRecorder> recorder;
+  std::optional<config::Experiment> experiment;
+  train::TrainOptions options;
+};
+
+RecordedTrial recorded_trial(const RunOptions& o, const loader::Registry& reg) {
+  if (!o.resume.empty()) throw UsageError("--record-to starts or continues a sweep trial: give no --resume");
+  RecordedTrial r;
+  r.recorder = std::make_unique<store::JournalRecorder>(o.record_to);
+  r.options.stop_after = o.stop_after;
+  r.options.skip_evaluation = o.no_eval;
+  // The sweep host continues a stopped trial, never `jepa run` (the run's records are its).
+  if (!r.recorder->sweep_name().empty()) {
+    r.options.resume_hint = fmt::format("jepa sweep --resume {}", r.recorder->sweep_name());
+  }
+  if (const auto created = r.recorder->created()) {
+    r.experiment.emplace(
+        config::experiment_from_json(nlohmann::json::parse(created->at("config_json").get<std::string>()), reg));
+    r.options.resume_run = r.recorder->run_id();
+    r.options.restart_without_checkpoint = true;
+  } else {
+    if (o.file.empty()) throw UsageError("jepa run --record-to needs the experiment FILE");
+    r.experiment.emplace(config::load_experiment(o.file, o.set, reg));
+  }
+  return r;
 }
 
 // `--nproc N`: the same command line for each rank, without --nproc.
@@ -134,14 +171,21 @@ int run_as_rank(const RunOptions& o, const loader::Registry& reg, const dist::Di
   }
   dist::Group group(env, dist::GroupOptions{});
   train::TrainOptions t;
-  std::unique_ptr<store::Store> store;
+  std::unique_ptr<store::Recorder> store;
   std::optional<config::Experiment> experiment;
   if (group.leader()) {
     try {
-      int64_t resume_id = 0;
-      experiment.emplace(experiment_of(o, reg, &resume_id));
-      t = train_options(o, o.resume.empty() ? std::nullopt : std::optional<int64_t>(resume_id));
-      store = std::make_unique<store::Store>(o.db);
+      if (!o.record_to.empty()) {
+        auto trial = recorded_trial(o, reg);
+        experiment = std::move(trial.experiment);
+        t = trial.options;
+        store = std::move(trial.recorder);
+      } else {
+        int64_t resume_id = 0;
+        experiment.emplace(experiment_of(o, reg, &resume_id));
+        t = train_options(o, o.resume.empty() ? std::nullopt : std::optional<int64_t>(resume_id));
+        store = std::make_unique<store::Store>(o.db);
+      }
       group.publish("setup", nlohmann::json{{"config", experiment->resolved}}.dump());
     } catch (const std::exception& ex) {
       group.publish("setup", nlohmann::json{{"error", ex.what()}}.dump());
@@ -184,6 +228,12 @@ int run_run(const GlobalOptions& global, const RunOptions& o) {
     return launch_ranks(global, o, reg);
   }
   if (env) return run_as_rank(o, reg, *env);
+  if (!o.record_to.empty()) {
+    if (o.dry_run) throw UsageError("--dry-run checks an experiment FILE, not a sweep trial");
+    auto trial = recorded_trial(o, reg);
+    return report(o, trial.experiment->name,
+                  train::run_experiment(*trial.experiment, trial.recorder.get(), trial.options));
+  }
 
   int64_t resume_id = 0;
   const auto experiment = experiment_of(o, reg, &resume_id);
@@ -313,6 +363,7 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
   // Set by `jepa sweep` for the trials it starts; not for people.
   sub->add_option("--sweep-trial", o->sweep_trial)->group("");
   sub->add_flag("--trial-resume", o->trial_resume)->group("");
+  sub->add_option("--record-to", o->record_to)->group("");
   sub->footer(
       "Examples:\n"
       "  jepa run experiments/quickstart.toml\n"

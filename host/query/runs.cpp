@@ -98,8 +98,9 @@ std::vector<RunRow> select_runs(const store::Store& store, const RunSelection& s
   std::string where;
   for (const auto& c : conditions) where += (where.empty() ? "" : " AND ") + c;
   std::string sql = fmt::format(
-      "SELECT r.id, r.name, r.status, r.reason, r.started_at, r.ended_at, r.last_step, r.seed, r.sweep_id, sw.name "
-      "FROM runs r LEFT JOIN sweeps sw ON sw.id = r.sweep_id WHERE {} ORDER BY {}",
+      "SELECT r.id, r.name, r.status, r.reason, r.started_at, r.ended_at, r.last_step, r.seed, r.sweep_id, sw.name, "
+      "st.job_id, st.job_state FROM runs r LEFT JOIN sweeps sw ON sw.id = r.sweep_id "
+      "LEFT JOIN sweep_trials st ON st.run_id = r.id WHERE {} ORDER BY {}",
       where, order_by(sel.sort, binds));
   if (sel.limit > 0) {
     sql += " LIMIT ?";
@@ -119,6 +120,8 @@ std::vector<RunRow> select_runs(const store::Store& store, const RunSelection& s
     r.seed = static_cast<uint64_t>(q.int64(7));
     if (!q.is_null(8)) r.sweep_id = q.int64(8);
     r.sweep = q.text(9);
+    r.job_id = q.text(10) == "submitting" ? std::string() : q.text(10);
+    r.job_state = q.text(11);
     rows.push_back(std::move(r));
   });
   // Runs named on the command line keep the order they were named in, unless sorted.

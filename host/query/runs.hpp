@@ -32,7 +32,9 @@ struct RunRow {
   int64_t steps = 0;
   uint64_t seed = 0;
   std::optional<int64_t> sweep_id;
-  std::string sweep;  // the sweep's name; empty when none
+  std::string sweep;      // the sweep's name; empty when none
+  std::string job_id;     // a SLURM trial's latest job (launcher = "slurm"); empty otherwise
+  std::string job_state;  // as SLURM last reported it to the sweep host
   std::map<std::string, std::string> params;
   std::map<std::string, double> metrics;  // latest value per key (NaN when it was NaN)
 };

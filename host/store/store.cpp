@@ -166,6 +166,13 @@ CREATE TABLE sweep_trials (
   PRIMARY KEY (sweep_id, trial_index)
 );
 )sql"},
+    {4, R"sql(
+-- launcher = "slurm": each trial's latest SLURM job, the state SLURM last reported, and how many
+-- bytes of the trial's journal (records written on the compute node) the host has taken in.
+ALTER TABLE sweep_trials ADD COLUMN job_id TEXT;
+ALTER TABLE sweep_trials ADD COLUMN job_state TEXT;
+ALTER TABLE sweep_trials ADD COLUMN journal_offset INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 // busy_timeout makes SQLite wait for most locks, but some SQLITE_BUSY results bypass the busy
@@ -285,6 +292,9 @@ void rollback_quietly(Conn c) {
 
 template <class F>
 auto with_retry(Conn c, F&& f) -> decltype(f()) {
+  // Inside Store::transaction: a busy database restarts the whole transaction there, not this
+  // part of it here.
+  if (!sqlite3_get_autocommit(c.db)) return f();
   thread_local std::minstd_rand jitter(std::random_device{}());
   for (int attempt = 0;; ++attempt) {
     try {
@@ -305,6 +315,8 @@ auto with_retry(Conn c, F&& f) -> decltype(f()) {
 // the transaction never has to upgrade a read lock, which is the case busy_timeout cannot cover.
 template <class F>
 auto write_transaction(Conn c, F&& f) -> decltype(f()) {
+  // Joins the transaction of Store::transaction.
+  if (!sqlite3_get_autocommit(c.db)) return f();
   return with_retry(c, [&]() -> decltype(f()) {
     exec(c, "BEGIN IMMEDIATE");
     try {
@@ -524,7 +536,8 @@ std::vector<SweepTrialRecord> Store::sweep_trials(int64_t sweep) const {
   return with_retry(c, [&] {
     std::vector<SweepTrialRecord> out;
     Statement q(c,
-                "SELECT t.trial_index, t.overrides_json, t.run_id, t.pid, r.status, r.reason "
+                "SELECT t.trial_index, t.overrides_json, t.run_id, t.pid, r.status, r.reason, t.job_id, t.job_state, "
+                "t.journal_offset "
                 "FROM sweep_trials t LEFT JOIN runs r ON r.id = t.run_id WHERE t.sweep_id = ? ORDER BY t.trial_index");
     q.bind(1, sweep);
     while (q.step()) {
@@ -535,6 +548,9 @@ std::vector<SweepTrialRecord> Store::sweep_trials(int64_t sweep) const {
       t.pid = q.optional_int64(3);
       if (!q.is_null(4)) t.status = status_from_name(q.text(4));
       t.reason = q.text(5);
+      t.job_id = q.text(6);
+      t.job_state = q.text(7);
+      t.journal_offset = q.int64(8);
       out.push_back(std::move(t));
     }
     return out;
@@ -547,6 +563,75 @@ void Store::set_trial_pid(int64_t sweep, int64_t index, std::optional<int64_t> p
     Statement s(c, "UPDATE sweep_trials SET pid = ? WHERE sweep_id = ? AND trial_index = ?");
     s.bind(1, pid).bind(2, sweep).bind(3, index).run();
   });
+}
+
+void Store::set_trial_job(int64_t sweep, int64_t index, const std::string& job_id, const std::string& job_state) {
+  Conn c{db_.get(), &path_};
+  write_transaction(c, [&] {
+    Statement s(c, "UPDATE sweep_trials SET job_id = ?, job_state = ? WHERE sweep_id = ? AND trial_index = ?");
+    s.bind_text_or_null(1, job_id).bind_text_or_null(2, job_state).bind(3, sweep).bind(4, index).run();
+  });
+}
+
+void Store::set_trial_journal_offset(int64_t sweep, int64_t index, int64_t offset) {
+  Conn c{db_.get(), &path_};
+  write_transaction(c, [&] {
+    Statement s(c, "UPDATE sweep_trials SET journal_offset = ? WHERE sweep_id = ? AND trial_index = ?");
+    s.bind(1, offset).bind(2, sweep).bind(3, index).run();
+  });
+}
+
+void Store::transaction(const std::function<void()>& f) {
+  Conn c{db_.get(), &path_};
+  write_transaction(c, f);
+}
+
+void Store::set_run_identity(int64_t run, const std::string& name, const std::string& config_json,
+                             const std::string& config_path, uint64_t seed) {
+  Conn c{db_.get(), &path_};
+  write_transaction(c, [&] {
+    Statement s(c, "UPDATE runs SET name = ?, config_json = ?, config_path = ?, seed = ? WHERE id = ?");
+    s.bind(1, name).bind(2, config_json).bind(3, config_path).bind(4, static_cast<int64_t>(seed)).bind(5, run).run();
+    if (sqlite3_changes(c.db) == 0) throw StoreError(fmt::format("results store {}: no run {}", path_.string(), run));
+  });
+}
+
+void Store::revive_run(int64_t run) {
+  Conn c{db_.get(), &path_};
+  write_transaction(c, [&] {
+    Statement s(c, "UPDATE runs SET status = 'RUNNING', reason = NULL, ended_at = NULL, heartbeat_at = ? WHERE id = ?");
+    s.bind(1, now_iso()).bind(2, run).run();
+  });
+}
+
+std::string Store::sweep_spec_json(int64_t run) const {
+  const auto r = find_run(run);
+  if (!r || !r->sweep_id) return {};
+  const auto sweep = find_sweep(std::to_string(*r->sweep_id));
+  return sweep ? sweep->spec_json : std::string();
+}
+
+TrialHistories Store::other_trials(int64_t run, const std::string& metric) const {
+  TrialHistories out;
+  const auto r = find_run(run);
+  if (!r || !r->sweep_id) return out;
+  query(
+      "SELECT m.run_id, m.step, m.value FROM metrics m WHERE m.key = ? AND m.run_id IN "
+      "(SELECT id FROM runs WHERE sweep_id = ? AND id != ?)",
+      {metric, *r->sweep_id, run}, [&](const Row& row) { out[row.int64(0)][row.int64(1)] = row.real(2); });
+  return out;
+}
+
+fs::path Store::run_folder(int64_t run) const {
+  return (path_.has_parent_path() ? path_.parent_path() : fs::path(".")) / "runs" / std::to_string(run);
+}
+
+std::function<std::unique_ptr<Recorder>()> Store::another() const {
+  return [path = path_]() -> std::unique_ptr<Recorder> { return std::make_unique<Store>(path); };
+}
+
+std::string Store::describe() const {
+  return "results in " + path_.string();
 }
 
 void Store::set_sweep_spec(int64_t sweep, const std::string& spec_json) {
@@ -940,7 +1025,7 @@ void Store::query(const std::string& sql, const std::vector<SqlValue>& binds,
   });
 }
 
-MetricLogger::MetricLogger(Store& store, int64_t run, size_t max_points, double max_seconds)
+MetricLogger::MetricLogger(Recorder& store, int64_t run, size_t max_points, double max_seconds)
     : store_(store), run_(run), max_points_(max_points), max_seconds_(max_seconds), last_flush_(now_steady_seconds()) {
   pending_.reserve(std::min<size_t>(max_points_, 4096));
 }

@@ -3,6 +3,8 @@
 // One writer per process; WAL and a busy timeout let many processes share a database.
 #pragma once
 
+#include "store/recorder.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -23,10 +25,7 @@ struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Stored as text: 'RUNNING', 'COMPLETED', 'FAILED', 'KILLED', 'PRUNED'.
-enum class RunStatus { running, completed, failed, killed, pruned };
-const char* status_name(RunStatus s);
-RunStatus status_from_name(const std::string& name);  // throws StoreError on unknown text
+// RunStatus (recorder.hpp) is stored as text: 'RUNNING', 'COMPLETED', 'FAILED', 'KILLED', 'PRUNED'.
 
 struct RunRecord {
   int64_t id = 0;
@@ -44,12 +43,6 @@ struct RunRecord {
   std::optional<int64_t> sweep_id;      // the sweep this run is a trial of
 };
 
-// A sweep's trial, as `jepa sweep` records it.
-struct TrialRef {
-  int64_t sweep = 0;
-  int64_t index = 0;
-};
-
 struct SweepTrialRecord {
   int64_t index = 0;
   std::string overrides_json;  // ["optimization.lr=0.001", "run.seed=0"]
@@ -57,41 +50,12 @@ struct SweepTrialRecord {
   std::optional<int64_t> pid;       // the process running it, while the sweep host knows one
   std::optional<RunStatus> status;  // of its run; none before it started
   std::string reason;
-};
-
-struct MetricPoint {
-  std::string key;  // "train/loss", "train/lr", "linear_probe/top1", ...
-  int64_t step = 0;
-  double value = 0.0;
-  double time = 0.0;  // seconds since the Unix epoch
-};
-
-struct EvaluationRecord {
-  std::string evaluator;  // component id, e.g. "linear_probe"
-  std::string metric;     // e.g. "top1"
-  double value = 0.0;
-  int64_t step = 0;
-  std::string params_json;  // the evaluator's resolved parameters
-};
-
-struct ArtifactRecord {
-  std::string kind;  // "checkpoint", "export", "plot", ...
-  std::string path;
-  int64_t step = 0;
-  int64_t bytes = 0;
-  std::string sha256;  // may be empty
-  std::string created_at;
-};
-
-struct PluginRecord {
-  std::string role;          // "masking", "encoder", "predictor", "evaluator"
-  std::string component_id;  // "multiblock"
-  int64_t component_version = 0;
-  std::string plugin_name;
-  std::string plugin_version;
-  std::string path;
-  std::string sha256;
-  std::string fingerprint;  // Fingerprint::describe()
+  // launcher = "slurm": the trial's latest job ("" before the first submission, "submitting"
+  // while sbatch runs), the state SLURM last reported, and how far the host has taken in the
+  // trial's journal (bytes).
+  std::string job_id;
+  std::string job_state;
+  int64_t journal_offset = 0;
 };
 
 struct SweepRecord {
@@ -118,13 +82,13 @@ class Row {
   sqlite3_stmt* stmt_;
 };
 
-class Store {
+class Store final : public Recorder {
  public:
   // Opens (creating folders and the file if needed) and migrates to the newest schema. Schema
   // creation and migration happen under an exclusive transaction so that many processes may
   // open a fresh database at once.
   explicit Store(const std::filesystem::path& path);
-  ~Store();
+  ~Store() override;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
@@ -137,22 +101,22 @@ class Store {
   // already has a run is an error, so a trial is never run twice).
   int64_t create_run(const std::string& name, const std::string& config_json, const std::string& config_path,
                      uint64_t seed, std::optional<int64_t> resumed_from = std::nullopt,
-                     std::optional<TrialRef> trial = std::nullopt);
+                     std::optional<TrialRef> trial = std::nullopt) override;
   // Flattened resolved parameters ("optimization.lr" -> "0.001"), replacing earlier ones.
-  void set_params(int64_t run, const std::map<std::string, std::string>& params);
-  void set_environment(int64_t run, const std::map<std::string, std::string>& env);
-  void add_plugins(int64_t run, const std::vector<PluginRecord>& plugins);
+  void set_params(int64_t run, const std::map<std::string, std::string>& params) override;
+  void set_environment(int64_t run, const std::map<std::string, std::string>& env) override;
+  void add_plugins(int64_t run, const std::vector<PluginRecord>& plugins) override;
   // All points in one transaction (callers batch; one call per ~second of training is typical).
-  void log_metrics(int64_t run, const std::vector<MetricPoint>& points);
-  void add_evaluation(int64_t run, const EvaluationRecord& e);
-  void add_artifact(int64_t run, const ArtifactRecord& a);
-  void heartbeat(int64_t run, int64_t step);
+  void log_metrics(int64_t run, const std::vector<MetricPoint>& points) override;
+  void add_evaluation(int64_t run, const EvaluationRecord& e) override;
+  void add_artifact(int64_t run, const ArtifactRecord& a) override;
+  void heartbeat(int64_t run, int64_t step) override;
   // A stopped, killed or failed run continues (jepa run --resume): RUNNING again, no end time or
   // reason, and the metrics past `from_step` (written after the checkpoint it resumes from) are
   // dropped so that nothing is recorded twice.
-  void reopen_run(int64_t run, int64_t from_step);
+  void reopen_run(int64_t run, int64_t from_step) override;
   // Ends a run; `reason` is required for FAILED, KILLED and PRUNED.
-  void finish_run(int64_t run, RunStatus status, const std::string& reason = "");
+  void finish_run(int64_t run, RunStatus status, const std::string& reason = "") override;
   // A RUNNING run whose heartbeat is older than `stale_seconds` becomes KILLED with reason
   // "no heartbeat since <time>"; returns the ids it marked.
   std::vector<int64_t> mark_stale_runs(double stale_seconds);
@@ -161,12 +125,28 @@ class Store {
   std::optional<RunRecord> find_run(const std::string& id_or_name) const;  // "12" or a run name (newest wins)
   std::vector<RunRecord> list_runs() const;
   std::map<std::string, std::string> params(int64_t run) const;
-  std::map<std::string, std::string> environment(int64_t run) const;
+  std::map<std::string, std::string> environment(int64_t run) const override;
   std::vector<PluginRecord> plugins(int64_t run) const;
-  std::vector<MetricPoint> metrics(int64_t run, const std::string& key) const;  // ordered by step
+  std::vector<MetricPoint> metrics(int64_t run, const std::string& key) const override;  // ordered by step
   std::vector<EvaluationRecord> evaluations(int64_t run) const;
   std::vector<ArtifactRecord> artifacts(int64_t run) const;  // ordered by step
-  std::optional<ArtifactRecord> latest_artifact(int64_t run, const std::string& kind) const;
+  std::optional<ArtifactRecord> latest_artifact(int64_t run, const std::string& kind) const override;
+  std::string sweep_spec_json(int64_t run) const override;
+  TrialHistories other_trials(int64_t run, const std::string& metric) const override;
+  // <database folder>/runs/<id>
+  std::filesystem::path run_folder(int64_t run) const override;
+  std::function<std::unique_ptr<Recorder>()> another() const override;
+  std::string describe() const override;
+
+  // Runs `f` in one write transaction: every Store write inside it joins it (a busy database
+  // restarts `f` from the beginning, so `f` must only touch this store).
+  void transaction(const std::function<void()>& f);
+  // A journal's first record fills in the run that the sweep host created before submitting.
+  void set_run_identity(int64_t run, const std::string& name, const std::string& config_json,
+                        const std::string& config_path, uint64_t seed);
+  // A run marked KILLED for a missing heartbeat that turns out to be alive (a SLURM trial whose
+  // host was down): RUNNING again, nothing dropped.
+  void revive_run(int64_t run);
 
   // Sweeps: a named group of runs.
   int64_t create_sweep(const std::string& name, const std::string& spec_json);
@@ -176,6 +156,8 @@ class Store {
   void add_sweep_trials(int64_t sweep, const std::vector<std::pair<int64_t, std::string>>& trials);
   std::vector<SweepTrialRecord> sweep_trials(int64_t sweep) const;
   void set_trial_pid(int64_t sweep, int64_t index, std::optional<int64_t> pid);
+  void set_trial_job(int64_t sweep, int64_t index, const std::string& job_id, const std::string& job_state);
+  void set_trial_journal_offset(int64_t sweep, int64_t index, int64_t offset);
   void set_sweep_status(int64_t sweep, const std::string& status);
   void set_sweep_spec(int64_t sweep, const std::string& spec_json);
 
@@ -197,13 +179,13 @@ class Store {
 // on flush() / destruction. Keeps per-row logging off the training hot path.
 class MetricLogger {
  public:
-  MetricLogger(Store& store, int64_t run, size_t max_points = 512, double max_seconds = 2.0);
+  MetricLogger(Recorder& store, int64_t run, size_t max_points = 512, double max_seconds = 2.0);
   ~MetricLogger();  // flushes; never throws
   void log(const std::string& key, int64_t step, double value);
   void flush();
 
  private:
-  Store& store_;
+  Recorder& store_;
   int64_t run_;
   size_t max_points_;
   double max_seconds_;

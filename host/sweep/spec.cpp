@@ -14,6 +14,7 @@
 #include <limits>
 #include <optional>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <string_view>
 
@@ -31,9 +32,17 @@ constexpr int64_t kMaxIntBound = int64_t{1} << 53;
 constexpr std::string_view kSweepKeys[] = {"name",           "method",         "trials",
                                            "sample_seed",    "seeds",          "devices",
                                            "gpus_per_trial", "trials_per_gpu", "threads_per_trial",
-                                           "max_parallel",   "params",         "pruning"};
+                                           "max_parallel",   "params",         "pruning",
+                                           "launcher",       "slurm"};
 constexpr std::string_view kPruningKeys[] = {"rule",       "metric",      "mode",     "warmup_steps",
                                              "min_trials", "grace_steps", "reduction"};
+constexpr std::string_view kSlurmKeys[] = {
+    "partition", "time_limit", "nodes",        "tasks_per_node", "gpus_per_task", "cpus_per_task", "mem",
+    "account",   "qos",        "signal_grace", "requeue",        "sbatch_args",   "shared_dir",    "poll_seconds"};
+// Options the launcher sets itself: given again they would break how it follows its jobs.
+constexpr std::string_view kOwnSbatchOptions[] = {
+    "--output",   "-o",     "--error",  "-e",        "--job-name",   "-J",          "--array", "-a",
+    "--parsable", "--wrap", "--signal", "--requeue", "--no-requeue", "--open-mode", "--chdir", "-D"};
 constexpr std::string_view kDistributionKeys[] = {"choice", "uniform", "log_uniform", "int"};
 
 template <size_t N>
@@ -291,6 +300,7 @@ class Reader {
     const toml::source_region sweep_region = sweep->source();
     SweepSpec spec;
     std::optional<Entry> trials_entry;
+    std::optional<Entry> slurm_entry;
     std::vector<Entry> params;
     const toml::table* params_table = nullptr;
     for (const Entry& e : ordered(*sweep)) {
@@ -333,7 +343,18 @@ class Reader {
         const toml::table* pruning = e.node->as_table();
         if (pruning == nullptr) throw error(e, "[sweep]", "must be a table: write it as [sweep.pruning]");
         spec.pruning = read_pruning(*pruning);
+      } else if (k == "launcher") {
+        spec.launcher = read_one_of(e, "[sweep]", {"local", "slurm"});
+      } else if (k == "slurm") {
+        const toml::table* slurm = e.node->as_table();
+        if (slurm == nullptr) throw error(e, "[sweep]", "must be a table: write it as [sweep.slurm]");
+        spec.slurm = read_slurm(*slurm);
+        slurm_entry = e;
       }
+    }
+    if (slurm_entry && spec.launcher != "slurm") {
+      throw error(*slurm_entry, "[sweep]",
+                  "[sweep.slurm] is read only with launcher = \"slurm\" (set it in [sweep], or remove the table)");
     }
 
     for (const Entry& e : params) {
@@ -424,6 +445,79 @@ class Reader {
       seeds.push_back(v->get());
     }
     return seeds;
+  }
+
+  SlurmSpec read_slurm(const toml::table& table) const {
+    SlurmSpec s;
+    const char* section = "[sweep.slurm]";
+    // sbatch's --time forms; an empty text is the partition's default.
+    static const std::regex time_form(R"(^(\d+-\d+(:\d+){0,2}|\d+(:\d+){0,2})$)");
+    static const std::regex mem_form(R"(^\d+[KMGT]?$)");
+    for (const Entry& e : ordered(table)) {
+      const std::string& k = e.name;
+      if (!is_one_of(k, kSlurmKeys)) {
+        throw SweepError(fmt::format("{}{} unknown key '{}'; valid keys: {}", at(e), section, k, joined(kSlurmKeys)));
+      }
+      if (k == "partition") {
+        s.partition = read_string(e, section);
+      } else if (k == "time_limit") {
+        s.time_limit = read_string(e, section);
+        if (!std::regex_match(s.time_limit, time_form)) {
+          throw error(e, section,
+                      fmt::format("'{}' is not a SLURM time: minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S (\"30\", "
+                                  "\"2:00:00\", \"1-12:00:00\")",
+                                  s.time_limit));
+        }
+      } else if (k == "nodes") {
+        s.nodes = read_int(e, section, 1);
+      } else if (k == "tasks_per_node") {
+        s.tasks_per_node = read_int(e, section, 1);
+      } else if (k == "gpus_per_task") {
+        s.gpus_per_task = read_int(e, section, 0);
+      } else if (k == "cpus_per_task") {
+        s.cpus_per_task = read_int(e, section, 1);
+      } else if (k == "mem") {
+        s.mem = read_string(e, section);
+        if (!std::regex_match(s.mem, mem_form)) {
+          throw error(e, section, fmt::format("'{}' is not a size like \"16G\" or \"4000M\"", s.mem));
+        }
+      } else if (k == "account") {
+        s.account = read_string(e, section);
+      } else if (k == "qos") {
+        s.qos = read_string(e, section);
+      } else if (k == "signal_grace") {
+        s.signal_grace = read_int(e, section, 1, 65535);
+      } else if (k == "requeue") {
+        const auto* b = e.node->as_boolean();
+        if (b == nullptr) throw error(e, section, "expects true or false");
+        s.requeue = b->get();
+      } else if (k == "sbatch_args") {
+        const auto* array = e.node->as_array();
+        if (array == nullptr) throw error(e, section, "expects a list of strings like [\"--constraint=a100\"]");
+        for (const auto& item : *array) {
+          const auto* v = item.as_string();
+          if (v == nullptr) throw error(e, section, "expects a list of strings like [\"--constraint=a100\"]");
+          const std::string arg = v->get();
+          const std::string name = arg.substr(0, arg.find('='));
+          if (is_one_of(name, kOwnSbatchOptions)) {
+            throw error(e, section,
+                        fmt::format("'{}' is set by the launcher itself (it follows each trial's job by its name, "
+                                    "log, signal and requeue); use the [sweep.slurm] keys instead",
+                                    arg));
+          }
+          s.sbatch_args.push_back(arg);
+        }
+      } else if (k == "shared_dir") {
+        s.shared_dir = read_string(e, section);
+      } else if (k == "poll_seconds") {
+        const auto* f = e.node->as_floating_point();
+        const auto* i = e.node->as_integer();
+        const double v = f != nullptr ? f->get() : i != nullptr ? static_cast<double>(i->get()) : -1.0;
+        if (!(v >= 0.1 && v <= 600.0)) throw error(e, section, "expects a number of seconds in [0.1, 600]");
+        s.poll_seconds = v;
+      }
+    }
+    return s;
   }
 
   PruningSpec read_pruning(const toml::table& table) const {

@@ -14,7 +14,26 @@
 //   gpus_per_trial = 1          # >= 1
 //   trials_per_gpu = 1          # >= 1: small trials may share a GPU when asked
 //   threads_per_trial = 1       # CPU threads per trial; CPU slots = cores / threads_per_trial
-//   max_parallel = 0            # cap on trials at once; 0 = as many as there are slots
+//   max_parallel = 0            # cap on trials at once; 0 = as many as there are slots (slurm:
+//                               # jobs in the queue at once; 0 = every trial at once)
+//   launcher = "local"          # local (this machine's slots) | slurm (each trial a SLURM job)
+//
+//   [sweep.slurm]               # launcher = "slurm" only; every key optional
+//   partition = "gpu"           # sbatch --partition; default: the cluster's
+//   time_limit = "2:00:00"      # sbatch --time: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S; default: the partition's
+//   nodes = 1                   # nodes per trial
+//   tasks_per_node = 1          # data-parallel ranks per node (srun tasks); ranks = nodes * tasks_per_node
+//   gpus_per_task = 0           # sbatch --gpus-per-task
+//   cpus_per_task = 1           # sbatch --cpus-per-task, and each rank's threads
+//   mem = "16G"                 # sbatch --mem (per node): a number with K, M, G or T
+//   account = ""                # sbatch --account
+//   qos = ""                    # sbatch --qos
+//   signal_grace = 60           # seconds: SIGTERM this long before the time limit, to checkpoint
+//   requeue = true              # sbatch --requeue: a preempted job continues from its checkpoint
+//   sbatch_args = ["--constraint=a100"]   # more sbatch options, verbatim
+//   shared_dir = ""             # a folder every node sees (trial journals, logs, checkpoints);
+//                               # default: <database folder>/sweeps/<sweep id>
+//   poll_seconds = 2.0          # how often the host asks SLURM and reads the journals
 //
 //   [sweep.params]              # any resolved config key, including plugin ids and parameters
 //   "optimization.lr" = [5e-4, 1e-3, 2e-3]               # a list: grid values, or a random choice
@@ -77,6 +96,24 @@ struct PruningSpec {
   int64_t reduction = 3;
 };
 
+struct SlurmSpec {
+  std::string partition;
+  std::string time_limit;
+  int64_t nodes = 1;
+  int64_t tasks_per_node = 1;
+  int64_t gpus_per_task = 0;
+  int64_t cpus_per_task = 1;
+  std::string mem;
+  std::string account;
+  std::string qos;
+  int64_t signal_grace = 60;
+  bool requeue = true;
+  std::vector<std::string> sbatch_args;
+  std::string shared_dir;
+  double poll_seconds = 2.0;
+  int64_t ranks() const { return nodes * tasks_per_node; }
+};
+
 struct SweepSpec {
   std::filesystem::path file;  // the experiment + [sweep] file
   std::string name;
@@ -91,6 +128,8 @@ struct SweepSpec {
   int64_t max_parallel = 0;
   std::vector<std::pair<std::string, Distribution>> params;  // in file order
   PruningSpec pruning;
+  std::string launcher = "local";  // local | slurm
+  SlurmSpec slurm;
 };
 
 struct Trial {

@@ -19,7 +19,24 @@ nlohmann::json spec_to_json(const SweepSpec& s) {
     params.push_back(j);
   }
   const PruningSpec& p = s.pruning;
+  const SlurmSpec& sl = s.slurm;
   return {{"file", s.file.string()},
+          {"launcher", s.launcher},
+          {"slurm",
+           {{"partition", sl.partition},
+            {"time_limit", sl.time_limit},
+            {"nodes", sl.nodes},
+            {"tasks_per_node", sl.tasks_per_node},
+            {"gpus_per_task", sl.gpus_per_task},
+            {"cpus_per_task", sl.cpus_per_task},
+            {"mem", sl.mem},
+            {"account", sl.account},
+            {"qos", sl.qos},
+            {"signal_grace", sl.signal_grace},
+            {"requeue", sl.requeue},
+            {"sbatch_args", sl.sbatch_args},
+            {"shared_dir", sl.shared_dir},
+            {"poll_seconds", sl.poll_seconds}}},
           {"name", s.name},
           {"method", s.method},
           {"trials", s.trials},
@@ -54,6 +71,26 @@ SweepSpec spec_from_json(const nlohmann::json& j) {
   s.threads_per_trial = j.value("threads_per_trial", s.threads_per_trial);
   s.max_parallel = j.value("max_parallel", s.max_parallel);
   s.pruning = pruning_from_json(j);
+  // Sweeps recorded before launchers existed ran locally.
+  s.launcher = j.value("launcher", s.launcher);
+  if (j.contains("slurm") && j["slurm"].is_object()) {
+    const auto& sl = j["slurm"];
+    SlurmSpec& o = s.slurm;
+    o.partition = sl.value("partition", o.partition);
+    o.time_limit = sl.value("time_limit", o.time_limit);
+    o.nodes = sl.value("nodes", o.nodes);
+    o.tasks_per_node = sl.value("tasks_per_node", o.tasks_per_node);
+    o.gpus_per_task = sl.value("gpus_per_task", o.gpus_per_task);
+    o.cpus_per_task = sl.value("cpus_per_task", o.cpus_per_task);
+    o.mem = sl.value("mem", o.mem);
+    o.account = sl.value("account", o.account);
+    o.qos = sl.value("qos", o.qos);
+    o.signal_grace = sl.value("signal_grace", o.signal_grace);
+    o.requeue = sl.value("requeue", o.requeue);
+    o.sbatch_args = sl.value("sbatch_args", o.sbatch_args);
+    o.shared_dir = sl.value("shared_dir", o.shared_dir);
+    o.poll_seconds = sl.value("poll_seconds", o.poll_seconds);
+  }
   return s;
 }
 

@@ -85,7 +85,7 @@ namespace {
 
 // Records `results` ("<id>/<name>" -> value) of `choice` at `step`: evaluations table and metrics.
 void record(const config::ComponentChoice& choice, const std::vector<std::pair<std::string, double>>& results,
-            store::Store& store, int64_t run_id, int64_t step) {
+            store::Recorder& store, int64_t run_id, int64_t step) {
   nlohmann::json params = nlohmann::json::object();
   for (const auto& [k, v] : choice.params.values) {
     params[k] = std::visit([](const auto& x) { return nlohmann::json(x); }, v);
@@ -108,7 +108,7 @@ std::vector<std::pair<std::string, double>> suffixed(std::vector<std::pair<std::
 }  // namespace
 
 std::vector<std::pair<std::string, double>> evaluate_and_record(const config::ComponentChoice& choice,
-                                                                const sdk::EvalInput& input, store::Store& store,
+                                                                const sdk::EvalInput& input, store::Recorder& store,
                                                                 int64_t run_id, int64_t step) {
   const auto results = evaluate(choice, input);
   record(choice, results, store, run_id, step);
@@ -119,7 +119,7 @@ std::vector<std::pair<std::string, double>> evaluate_baselines(const config::Exp
                                                                const config::ComponentChoice& choice,
                                                                std::shared_ptr<sdk::Encoder> initial,
                                                                torch::Device device, Precision precision, int64_t step,
-                                                               const sdk::EvalInput& trained, store::Store& store,
+                                                               const sdk::EvalInput& trained, store::Recorder& store,
                                                                int64_t run_id) {
   sdk::EvalInput pixels = trained;
   pixels.encode = [](const torch::Tensor& images, int64_t) {

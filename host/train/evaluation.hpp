@@ -39,7 +39,7 @@ std::vector<std::pair<std::string, double>> evaluate(const config::ComponentChoi
 
 // Runs one evaluator and records its results (evaluations table and metrics) at `step`.
 std::vector<std::pair<std::string, double>> evaluate_and_record(const config::ComponentChoice& evaluator,
-                                                                const sdk::EvalInput& input, store::Store& store,
+                                                                const sdk::EvalInput& input, store::Recorder& store,
                                                                 int64_t run_id, int64_t step);
 
 // The baselines of `evaluation` at `step`: the same evaluator, parameters, data and precision on
@@ -50,7 +50,7 @@ std::vector<std::pair<std::string, double>> evaluate_baselines(const config::Exp
                                                                const config::ComponentChoice& evaluation,
                                                                std::shared_ptr<sdk::Encoder> initial,
                                                                torch::Device device, Precision precision, int64_t step,
-                                                               const sdk::EvalInput& trained, store::Store& store,
+                                                               const sdk::EvalInput& trained, store::Recorder& store,
                                                                int64_t run_id);
 
 // Evaluation during training must leave training exactly as it was, or a run with periodic

@@ -6,8 +6,8 @@
 
 namespace jepa::train {
 
-Heartbeat::Heartbeat(const std::filesystem::path& db, int64_t run_id, double interval_seconds)
-    : db_(db), run_id_(run_id), interval_(interval_seconds), thread_([this] { loop(); }) {}
+Heartbeat::Heartbeat(std::function<std::unique_ptr<store::Recorder>()> open, int64_t run_id, double interval_seconds)
+    : open_(std::move(open)), run_id_(run_id), interval_(interval_seconds), thread_([this] { loop(); }) {}
 
 Heartbeat::~Heartbeat() {
   {
@@ -20,8 +20,8 @@ Heartbeat::~Heartbeat() {
 
 void Heartbeat::loop() {
   try {
-    // A connection of its own: the trainer's may be inside a transaction at any moment.
-    store::Store store(db_);
+    const std::unique_ptr<store::Recorder> writer = open_();
+    store::Recorder& store = *writer;
     std::unique_lock<std::mutex> lock(mutex_);
     while (!wake_.wait_for(lock, std::chrono::duration<double>(interval_), [this] { return stop_; })) {
       lock.unlock();

@@ -10,6 +10,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -17,7 +19,9 @@ namespace jepa::train {
 
 class Heartbeat {
  public:
-  Heartbeat(const std::filesystem::path& db, int64_t run_id, double interval_seconds = 10.0);
+  // `open` makes the thread's own writer (a store connection: the trainer's may be inside a
+  // transaction at any moment), called in the thread.
+  Heartbeat(std::function<std::unique_ptr<store::Recorder>()> open, int64_t run_id, double interval_seconds = 10.0);
   ~Heartbeat();  // stops and joins; never throws
   Heartbeat(const Heartbeat&) = delete;
   Heartbeat& operator=(const Heartbeat&) = delete;
@@ -25,7 +29,7 @@ class Heartbeat {
 
  private:
   void loop();
-  std::filesystem::path db_;
+  std::function<std::unique_ptr<store::Recorder>()> open_;
   int64_t run_id_;
   double interval_;
   std::atomic<int64_t> step_{0};

@@ -37,7 +37,9 @@ std::atomic<int> g_signal{0};
 extern "C" void on_signal(int sig) {
   g_signal.store(sig);
   // A second Ctrl-C ends the process at once, for whoever cannot wait for the step to finish.
-  std::signal(sig, SIG_DFL);
+  // SIGTERM often comes twice (SLURM signals every process of a job, and its batch shell passes
+  // the signal on too): the run still checkpoints, and SIGKILL remains for whoever cannot wait.
+  if (sig == SIGINT) std::signal(sig, SIG_DFL);
 }
 
 // Installs SIGINT/SIGTERM handlers for the duration of a run: the loop finishes its step,
@@ -115,12 +117,12 @@ std::vector<store::PluginRecord> plugin_records(const Experiment& e) {
   return out;
 }
 
-// Run ids are per database: by default checkpoints live beside the database they belong to.
-fs::path checkpoint_path(const Experiment& e, const store::Store& store, int64_t run_id) {
-  const fs::path dir = e.checkpoint_dir.empty()
-                           ? (store.path().has_parent_path() ? store.path().parent_path() : fs::path(".")) / "runs"
-                           : fs::path(e.checkpoint_dir);
-  return fs::absolute(dir / std::to_string(run_id) / "checkpoint.pt");
+// Run ids are per database: by default checkpoints live beside the records they belong to
+// (<database folder>/runs/<id>, or a SLURM trial's folder on the shared file system).
+fs::path checkpoint_path(const Experiment& e, const store::Recorder& store, int64_t run_id) {
+  const fs::path dir =
+      e.checkpoint_dir.empty() ? store.run_folder(run_id) : fs::path(e.checkpoint_dir) / std::to_string(run_id);
+  return fs::absolute(dir / "checkpoint.pt");
 }
 
 // "linear_probe/top1: trained 85.12, random init 78.40 (+6.72), raw pixels 83.84 (+1.28)" for
@@ -215,7 +217,7 @@ std::chrono::milliseconds to_ms(double seconds) {
 
 }  // namespace
 
-TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const TrainOptions& options) {
+TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, const TrainOptions& options) {
   // From the start, so that a SIGTERM during set-up (a sweep host stopping) ends in a checkpoint
   // and a KILLED run at the first step rather than a dead process.
   SignalScope signals;
@@ -293,7 +295,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
   const CpuBf16 cpu_bf16 = detect_cpu_bf16();
   bool from_checkpoint = false;  // every rank loads the same file, so weights agree without a copy
   if (leader) {
-    store::Store& store = *store_ptr;
+    store::Recorder& store = *store_ptr;
     std::string start_from;
     std::string start_sha256;
     try {
@@ -392,7 +394,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
     fmt::print(stderr, "run {}: precision {} ({})\n", run_id, precision_name(precision.precision), precision.reason);
     log.emplace(*store_ptr, run_id);
     pruner.emplace(*store_ptr, run_id);
-    heartbeat.emplace(store_ptr->path(), run_id);
+    heartbeat.emplace(store_ptr->another(), run_id);
     heartbeat->set_step(state.step);
   }
   const bool pruning = pruner && pruner->active();
@@ -562,8 +564,9 @@ TrainOutcome run_experiment(const Experiment& e, store::Store* store_ptr, const 
     log->flush();
     checkpoint(epoch, batch_index);
     if (!stop_reason.empty()) {
-      const std::string resume_hint = world > 1 ? fmt::format("jepa run --resume {} --nproc {}", run_id, world)
-                                                : fmt::format("jepa run --resume {}", run_id);
+      const std::string resume_hint = !options.resume_hint.empty() ? options.resume_hint
+                                      : world > 1 ? fmt::format("jepa run --resume {} --nproc {}", run_id, world)
+                                                  : fmt::format("jepa run --resume {}", run_id);
       const std::string reason =
           stop_status == store::RunStatus::pruned ? stop_reason : stop_reason + "; continue with: " + resume_hint;
       store_ptr->finish_run(run_id, stop_status, reason);

@@ -24,6 +24,7 @@ struct TrainOptions {
   std::optional<store::TrialRef> trial;     // a new run that is this sweep trial's run
   bool restart_without_checkpoint = false;  // resume: start over when no checkpoint exists yet
   dist::Group* group = nullptr;             // one rank of a data-parallel job; none: one process
+  std::string resume_hint;                  // how to continue a stopped run; "" = `jepa run --resume ID`
 };
 
 struct TrainOutcome {
@@ -45,7 +46,7 @@ void describe_experiment(const config::Experiment& experiment);
 // it records the run, the metrics (the loss is the mean over ranks), checkpoints and
 // evaluations; a rank that fails or a peer that dies or hangs past [distributed] timeout ends
 // the run FAILED with the rank and the reason.
-TrainOutcome run_experiment(const config::Experiment& experiment, store::Store* store, const TrainOptions& options);
+TrainOutcome run_experiment(const config::Experiment& experiment, store::Recorder* store, const TrainOptions& options);
 
 // Loads a stored run's target encoder (and the rest) from its latest checkpoint and evaluates it
 // with `evaluator` (resolved parameters); records the results. Returns the metrics.

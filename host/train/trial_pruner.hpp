@@ -16,16 +16,15 @@ class TrialPruner {
  public:
   // Inactive unless the run belongs to a sweep whose spec has a rule other than "none". Loads the
   // run's own earlier values (a resumed trial keeps its history).
-  TrialPruner(const store::Store& store, int64_t run_id);
+  TrialPruner(const store::Recorder& store, int64_t run_id);
   bool active() const { return active_; }
   const std::string& metric() const { return spec_.metric; }
   // Call with every value logged for metric(); returns the reason when the trial should stop.
   std::optional<std::string> observe(int64_t step, double value);
 
  private:
-  const store::Store& store_;
+  const store::Recorder& store_;
   int64_t run_id_;
-  int64_t sweep_id_ = 0;
   bool active_ = false;
   sweep::PruningSpec spec_;
   sweep::History mine_;

@@ -569,3 +569,72 @@ TEST_F(SweepSpecTest, TooManyTrials) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- launcher = "slurm"
+
+namespace {
+
+TEST_F(SweepSpecTest, SlurmTableSetsEveryKeyAndDefaultsAreLocal) {
+  EXPECT_EQ(load(kBase + "[sweep]\n").launcher, "local");
+  const SweepSpec s = load(kBase + R"([sweep]
+launcher = "slurm"
+max_parallel = 8
+[sweep.slurm]
+partition = "gpu"
+time_limit = "1-12:00:00"
+nodes = 2
+tasks_per_node = 4
+gpus_per_task = 1
+cpus_per_task = 8
+mem = "64G"
+account = "ml"
+qos = "high"
+signal_grace = 120
+requeue = false
+sbatch_args = ["--constraint=a100", "--exclusive"]
+shared_dir = "/shared/sweeps"
+poll_seconds = 5
+)");
+  EXPECT_EQ(s.launcher, "slurm");
+  EXPECT_EQ(s.max_parallel, 8);
+  EXPECT_EQ(s.slurm.partition, "gpu");
+  EXPECT_EQ(s.slurm.time_limit, "1-12:00:00");
+  EXPECT_EQ(s.slurm.nodes, 2);
+  EXPECT_EQ(s.slurm.tasks_per_node, 4);
+  EXPECT_EQ(s.slurm.ranks(), 8);
+  EXPECT_EQ(s.slurm.gpus_per_task, 1);
+  EXPECT_EQ(s.slurm.cpus_per_task, 8);
+  EXPECT_EQ(s.slurm.mem, "64G");
+  EXPECT_EQ(s.slurm.account, "ml");
+  EXPECT_EQ(s.slurm.qos, "high");
+  EXPECT_EQ(s.slurm.signal_grace, 120);
+  EXPECT_FALSE(s.slurm.requeue);
+  EXPECT_EQ(s.slurm.sbatch_args, (std::vector<std::string>{"--constraint=a100", "--exclusive"}));
+  EXPECT_EQ(s.slurm.shared_dir, "/shared/sweeps");
+  EXPECT_DOUBLE_EQ(s.slurm.poll_seconds, 5.0);
+}
+
+TEST_F(SweepSpecTest, SlurmErrorsNameFileLineAndKey) {
+  // Lines 1-6 are the base experiment.
+  EXPECT_TRUE(starts_with(error_of(kBase + "[sweep]\nlauncher = \"pbs\"\n"), at(8) + "1: [sweep] launcher: 'pbs'"));
+  EXPECT_TRUE(contains(error_of(kBase + "[sweep]\n[sweep.slurm]\npartition = \"gpu\"\n"),
+                       "[sweep.slurm] is read only with launcher = \"slurm\""));
+  const std::string head = kBase + "[sweep]\nlauncher = \"slurm\"\n[sweep.slurm]\n";  // keys from line 10
+  EXPECT_TRUE(starts_with(error_of(head + "partiton = \"gpu\"\n"), at(10) + "1: [sweep.slurm] unknown key 'partiton'"));
+  EXPECT_TRUE(
+      starts_with(error_of(head + "time_limit = \"2h\"\n"), at(10) + "1: [sweep.slurm] time_limit: '2h' is not"));
+  EXPECT_EQ(error_of(head + "time_limit = \"30\"\n"), "(no error)");
+  EXPECT_EQ(error_of(head + "time_limit = \"2-00\"\n"), "(no error)");
+  EXPECT_TRUE(starts_with(error_of(head + "nodes = 0\n"), at(10) + "1: [sweep.slurm] nodes: 0 is outside"));
+  EXPECT_TRUE(starts_with(error_of(head + "mem = \"lots\"\n"), at(10) + "1: [sweep.slurm] mem: 'lots' is not a size"));
+  EXPECT_TRUE(
+      starts_with(error_of(head + "requeue = 1\n"), at(10) + "1: [sweep.slurm] requeue: expects true or false"));
+  EXPECT_TRUE(
+      contains(error_of(head + "sbatch_args = [\"--output=x.log\"]\n"), "'--output=x.log' is set by the launcher"));
+  EXPECT_TRUE(contains(error_of(head + "sbatch_args = \"--exclusive\"\n"), "sbatch_args: expects a list of strings"));
+  EXPECT_TRUE(contains(error_of(head + "poll_seconds = 0.0\n"), "poll_seconds: expects a number of seconds"));
+  EXPECT_TRUE(starts_with(error_of(kBase + "[sweep]\nlauncher = \"slurm\"\nslurm = 3\n"),
+                          at(9) + "1: [sweep] slurm: must be a table"));
+}
+
+}  // namespace

@@ -1,0 +1,569 @@
+// `jepa sweep` with launcher = "slurm" against a real SLURM cluster: each test starts a one-node
+// cluster of its own (munged, slurmctld, slurmd on free ports in a scratch folder, stopped by pid
+// at the end; tests/support/slurm_cluster.sh) and uses it as a user would. Without SLURM's
+// daemons (or without root, which the daemons need here) the tests skip with a message.
+#include "jepa_process.hpp"
+#include "store/store.hpp"
+#include "temp_dir.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <thread>
+
+namespace {
+
+namespace fs = std::filesystem;
+using jepa::store::Store;
+using jepa_test::contains;
+using jepa_test::run_jepa;
+using jepa_test::slurp;
+
+// Small enough that a trial is mostly process start-up (as in sweep_test).
+const char* kBase = R"(
+[run]
+seed = 0
+threads = 1
+[data]
+dataset = "fashion_mnist"
+image_size = 16
+batch_size = 8
+workers = 0
+limit_train = 256
+[masking]
+strategy = "multiblock"
+[masking.params]
+min_keep = 1
+[encoder]
+plugin = "vit"
+[encoder.params]
+size = "custom"
+embed_dim = 16
+depth = 1
+num_heads = 2
+img_size = 16
+patch_size = 4
+in_chans = 1
+[predictor]
+plugin = "vit_predictor"
+[predictor.params]
+embed_dim = 8
+depth = 1
+[optimization]
+epochs = 1
+max_steps = 12
+warmup = 0
+[checkpoint]
+every = 4
+[logging]
+every = 2
+)";
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+bool have_slurm() {
+  return std::system("command -v slurmctld > /dev/null 2>&1 && command -v munged > /dev/null 2>&1") == 0;
+}
+
+class Slurm : public ::testing::Test {
+ protected:
+  Slurm() : dir_("slurm_test"), db_(dir_.path() / "results.db"), cluster_(dir_.path() / "cluster") {}
+
+  void SetUp() override {
+    if (!have_slurm()) {
+      GTEST_SKIP() << "SLURM is not installed here (slurmctld, munged: apt-get install slurm-wlm munge, which "
+                      "scripts/install-deps.sh does): the slurm tests are skipped";
+    }
+    if (::geteuid() != 0) GTEST_SKIP() << "the test cluster's daemons run as root here: the slurm tests are skipped";
+    const std::string script = std::string(JEPA_SOURCE_DIR) + "/tests/support/slurm_cluster.sh";
+    const std::string cmd = "'" + script + "' start '" + cluster_.string() + "' " + std::to_string(free_port()) + " " +
+                            std::to_string(free_port()) + " 8 2>&1";
+    const std::string out = shell(cmd);
+    ASSERT_TRUE(contains(out, "SLURM_CONF=")) << out;
+    started_ = true;
+    ::setenv("SLURM_CONF", (cluster_ / "slurm.conf").c_str(), 1);
+  }
+
+  void TearDown() override {
+    if (!started_) return;
+    shell("'" + std::string(JEPA_SOURCE_DIR) + "/tests/support/slurm_cluster.sh' stop '" + cluster_.string() +
+          "' 2>&1");
+  }
+
+  fs::path write(const std::string& name, const std::string& text) {
+    const fs::path p = dir_.path() / name;
+    std::ofstream(p) << kBase << text;
+    return p;
+  }
+  std::string db() const { return "--db '" + db_.string() + "'"; }
+  std::string plugins() const { return "--plugin-path '" + std::string(JEPA_FIXTURE_DIR) + "/crash'"; }
+
+  struct TrialRow {
+    int64_t run = 0;
+    std::string status;
+    std::string reason;
+    std::string job;
+    std::string job_state;
+  };
+  std::map<int64_t, TrialRow> trials(const std::string& sweep) {
+    Store store(db_);
+    std::map<int64_t, TrialRow> out;
+    store.query(
+        "SELECT t.trial_index, t.run_id, r.status, r.reason, t.job_id, t.job_state FROM sweep_trials t "
+        "JOIN sweeps s ON s.id = t.sweep_id LEFT JOIN runs r ON r.id = t.run_id WHERE s.name = ?",
+        {sweep}, [&](const jepa::store::Row& r) {
+          out[r.int64(0)] = {r.is_null(1) ? 0 : r.int64(1), r.text(2), r.text(3), r.text(4), r.text(5)};
+        });
+    return out;
+  }
+  fs::path trial_dir(int64_t sweep_id, int64_t index) const {
+    char name[16];
+    std::snprintf(name, sizeof name, "%03lld", static_cast<long long>(index));
+    return dir_.path() / "sweeps" / std::to_string(sweep_id) / "trials" / name;
+  }
+
+  jepa_test::TempDir dir_;
+  fs::path db_;
+  fs::path cluster_;
+  bool started_ = false;
+};
+
+// Starts `jepa ARGS` without waiting; returns its pid. `path_first`: a folder searched before
+// PATH (a stand-in for one of SLURM's commands).
+pid_t spawn_jepa(const std::vector<std::string>& args, const fs::path& log, const fs::path& path_first = {}) {
+  const std::string path = path_first.empty() ? std::string() : path_first.string() + ":" + std::getenv("PATH");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (!path.empty()) ::setenv("PATH", path.c_str(), 1);
+    std::vector<char*> argv{const_cast<char*>(JEPA_BINARY)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(JEPA_BINARY, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+TEST_F(Slurm, FourTrialSweepRunsAsJobsAndCompareReadsIt) {
+  const auto file = write("grid.toml", R"(
+[sweep]
+launcher = "slurm"
+seeds = [0, 1]
+[sweep.params]
+"optimization.lr" = [1e-3, 2e-3]
+[sweep.slurm]
+cpus_per_task = 1
+time_limit = "10"
+poll_seconds = 0.3
+)");
+  const auto dry = run_jepa("sweep '" + file.string() + "' --dry-run " + db());
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_TRUE(contains(dry.out, "launcher: slurm, one job per trial, 1 rank each")) << dry.out;
+  EXPECT_TRUE(contains(dry.out, "--time=10")) << dry.out;
+
+  const auto r = run_jepa("sweep '" + file.string() + "' " + db());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "submitted as SLURM job")) << r.err;
+  const auto t = trials("grid");
+  ASSERT_EQ(t.size(), 4u);
+  Store store(db_);
+  std::set<std::string> jobs;
+  for (const auto& [i, row] : t) {
+    EXPECT_EQ(row.status, "COMPLETED") << "trial " << i << ": " << row.reason;
+    EXPECT_EQ(row.job_state, "COMPLETED") << "trial " << i;
+    jobs.insert(row.job);
+    // Everything the trial recorded on its node reached the database through its journal.
+    const auto loss = store.metrics(row.run, "train/loss");
+    ASSERT_EQ(loss.size(), 6u) << "trial " << i;
+    for (size_t k = 0; k < loss.size(); ++k) EXPECT_EQ(loss[k].step, static_cast<int64_t>(2 * (k + 1)));
+    const auto params = store.params(row.run);
+    EXPECT_EQ(params.count("encoder.params.depth"), 1u) << "trial " << i;  // resolved config, from the trial
+    EXPECT_EQ(params.at("run.seed"), std::to_string(i % 2));
+    EXPECT_FALSE(store.environment(row.run).empty());
+    EXPECT_FALSE(store.plugins(row.run).empty());
+    const auto ckpt = store.latest_artifact(row.run, "checkpoint");
+    ASSERT_TRUE(ckpt.has_value());
+    EXPECT_TRUE(contains(ckpt->path, "/trials/")) << ckpt->path;  // on the shared folder
+    EXPECT_EQ(ckpt->step, 12);
+    const auto run = store.find_run(row.run);
+    EXPECT_NE(run->config_json, "{}");
+    // The trial never opened the database: it was given a journal, not --db.
+    const std::string script = slurp(trial_dir(1, i) / "job.sh");
+    EXPECT_TRUE(contains(script, "--record-to")) << script;
+    EXPECT_FALSE(contains(script, "--db")) << script;
+  }
+  EXPECT_EQ(jobs.size(), 4u);
+
+  const auto cmp = run_jepa("compare --sweep grid " + db());
+  ASSERT_EQ(cmp.code, 0) << cmp.err;
+  EXPECT_TRUE(contains(cmp.out, "4 runs in 2 groups")) << cmp.out;
+  EXPECT_TRUE(contains(cmp.out, "optimization.lr")) << cmp.out;
+  const auto runs = run_jepa("runs --sweep grid " + db());
+  ASSERT_EQ(runs.code, 0) << runs.err;
+  EXPECT_TRUE(contains(runs.out, "slurm job")) << runs.out;
+  EXPECT_TRUE(contains(runs.out, *jobs.begin() + " COMPLETED")) << runs.out;
+}
+
+TEST_F(Slurm, MedianRulePrunesAHopelessTrialFromTheHostsSnapshot) {
+  // One job at a time: the third trial's pruner sees the first two trials' scores, which reach
+  // it only through the host (their journals, then the snapshot the host writes).
+  const auto file = write("prune.toml", R"(
+[[evaluation]]
+evaluator = "fixture_crash"
+every = 2
+at_end = false
+[sweep]
+launcher = "slurm"
+max_parallel = 1
+[sweep.params]
+"evaluation.0.score" = [5.0, 6.0, 1.0]
+[sweep.pruning]
+rule = "median"
+metric = "fixture_crash/score"
+mode = "max"
+min_trials = 2
+[sweep.slurm]
+poll_seconds = 0.3
+)");
+  const auto r = run_jepa(plugins() + " sweep '" + file.string() + "' " + db());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto t = trials("prune");
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason;
+  EXPECT_EQ(t.at(1).status, "COMPLETED") << t.at(1).reason;
+  EXPECT_EQ(t.at(2).status, "PRUNED") << t.at(2).reason;
+  EXPECT_TRUE(contains(t.at(2).reason, "median rule on fixture_crash/score")) << t.at(2).reason;
+  EXPECT_TRUE(contains(t.at(2).reason, "2 other trials")) << t.at(2).reason;
+}
+
+TEST_F(Slurm, SegfaultTimeLimitAndScancelAreRecordedWithSlurmsState) {
+  // Trials 0 and 1 crash at their first evaluation (step 4); 2 and 3 would train for long: one
+  // is cancelled from outside with scancel, the other reaches its one-minute time limit.
+  const auto file = write("fail.toml", R"(
+[[evaluation]]
+evaluator = "fixture_crash"
+every = 4
+at_end = false
+[sweep]
+launcher = "slurm"
+seeds = [0, 1]
+[sweep.params]
+"evaluation.0.crash" = [2, 0]
+"optimization.epochs" = [10000]
+"optimization.max_steps" = [1000000]
+[sweep.slurm]
+time_limit = "1"
+signal_grace = 30
+poll_seconds = 0.5
+)");
+  const fs::path log = dir_.path() / "host.log";
+  const pid_t host = spawn_jepa(
+      {"--plugin-path", std::string(JEPA_FIXTURE_DIR) + "/crash", "sweep", file.string(), "--db", db_.string()}, log);
+  // Trial 2 is cancelled once it trains (it has a checkpoint).
+  std::string cancelled;
+  for (int i = 0; i < 600 && cancelled.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!fs::exists(db_)) continue;
+    const auto t = trials("fail");
+    if (t.size() != 4 || t.at(2).job_state != "RUNNING" || t.at(2).run == 0) continue;
+    if (Store(db_).latest_artifact(t.at(2).run, "checkpoint")) {
+      cancelled = t.at(2).job;
+      ASSERT_EQ(std::system(("scancel " + cancelled).c_str()), 0);
+    }
+  }
+  ASSERT_FALSE(cancelled.empty()) << slurp(log);
+  int status = 0;
+  waitpid(host, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(log);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << slurp(log);
+
+  const auto t = trials("fail");
+  for (int i : {0, 1}) {
+    EXPECT_EQ(t.at(i).status, "FAILED") << t.at(i).reason;
+    EXPECT_EQ(t.at(i).job_state, "FAILED");
+    EXPECT_TRUE(contains(t.at(i).reason, "SLURM job " + t.at(i).job + " FAILED")) << t.at(i).reason;
+    EXPECT_TRUE(contains(t.at(i).reason, "exit code 139:0")) << t.at(i).reason;  // 128 + SIGSEGV
+    EXPECT_TRUE(contains(t.at(i).reason, "slurm.log")) << t.at(i).reason;        // the log's tail
+  }
+  // Both stopped on SIGTERM with a checkpoint (KILLED: `jepa sweep --resume` continues them).
+  EXPECT_EQ(t.at(2).status, "KILLED") << t.at(2).reason;
+  EXPECT_EQ(t.at(2).job_state, "CANCELLED");
+  EXPECT_TRUE(contains(t.at(2).reason, "SLURM job " + cancelled + " CANCELLED")) << t.at(2).reason;
+  EXPECT_EQ(t.at(3).status, "KILLED") << t.at(3).reason;
+  EXPECT_EQ(t.at(3).job_state, "TIMEOUT");
+  EXPECT_TRUE(contains(t.at(3).reason, "TIMEOUT (reason TimeLimit")) << t.at(3).reason;
+  EXPECT_TRUE(contains(t.at(3).reason, "interrupted by signal 15")) << t.at(3).reason;  // --signal's warning
+  Store store(db_);
+  for (int i : {2, 3}) EXPECT_TRUE(store.latest_artifact(t.at(i).run, "checkpoint").has_value()) << i;
+}
+
+TEST_F(Slurm, CtrlCCancelsJobsAndKillNineThenResumeRunsEveryTrialExactlyOnce) {
+  const auto file = write("kill.toml", R"(
+[sweep]
+launcher = "slurm"
+seeds = [0, 1, 2]
+max_parallel = 2
+[sweep.params]
+"optimization.epochs" = [40]
+"optimization.max_steps" = [1200]
+"logging.every" = [20]
+"checkpoint.every" = [80]
+[sweep.slurm]
+signal_grace = 10
+poll_seconds = 0.3
+)");
+  const fs::path log = dir_.path() / "host.log";
+  // Until a trial trains past the points it had (`before`, by trial index).
+  const auto wait_for_training = [&](const std::map<int64_t, size_t>& before) {
+    for (int i = 0; i < 900; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!fs::exists(db_)) continue;
+      Store store(db_);
+      for (const auto& [index, row] : trials("kill")) {
+        const size_t had = before.count(index) ? before.at(index) : 0;
+        if (row.run != 0 && row.status == "RUNNING" && store.metrics(row.run, "train/loss").size() > had) return true;
+      }
+    }
+    return false;
+  };
+  const auto job_starts = [&](int64_t index) {
+    return count_of(slurp(trial_dir(1, index) / "slurm.log"), "jepa sweep: job ");
+  };
+
+  // Ctrl-C: the running trials checkpoint and their jobs are cancelled; the host exits 130.
+  pid_t host = spawn_jepa({"sweep", file.string(), "--db", db_.string()}, log);
+  ASSERT_TRUE(wait_for_training({})) << slurp(log);
+  ::kill(host, SIGINT);
+  int status = 0;
+  waitpid(host, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(log);
+  EXPECT_EQ(WEXITSTATUS(status), 130) << slurp(log);
+  EXPECT_EQ(shell("squeue -h -t PENDING,RUNNING -o %i"), "") << "jobs left in the queue";
+  int killed = 0;
+  for (const auto& [i, row] : trials("kill")) {
+    EXPECT_TRUE(row.status.empty() || row.status == "COMPLETED" || row.status == "KILLED") << i << " " << row.reason;
+    if (row.status == "KILLED") {
+      ++killed;
+      EXPECT_TRUE(contains(row.reason, "CANCELLED")) << row.reason;
+    }
+  }
+  EXPECT_GT(killed, 0) << slurp(log);
+  std::map<int64_t, size_t> points;
+  std::map<int64_t, size_t> starts;  // jobs each trial's log shows so far
+  std::map<int64_t, bool> done;
+  {
+    Store store(db_);
+    for (const auto& [i, row] : trials("kill")) {
+      points[i] = row.run != 0 ? store.metrics(row.run, "train/loss").size() : 0;
+      starts[i] = job_starts(i);
+      done[i] = row.status == "COMPLETED";
+    }
+  }
+
+  // kill -9 of the host while its jobs run: they go on without it, and the resumed host adopts them.
+  host = spawn_jepa({"sweep", "--resume", "kill", "--db", db_.string()}, log);
+  ASSERT_TRUE(wait_for_training(points)) << slurp(log);
+  ::kill(host, SIGKILL);
+  waitpid(host, &status, 0);
+  const auto r = run_jepa("sweep --resume kill " + db());
+  ASSERT_EQ(r.code, 0) << r.err << slurp(log);
+
+  const auto t = trials("kill");
+  ASSERT_EQ(t.size(), 3u);
+  Store store(db_);
+  for (const auto& [i, row] : t) {
+    EXPECT_EQ(row.status, "COMPLETED") << "trial " << i << ": " << row.reason;
+    const auto loss = store.metrics(row.run, "train/loss");
+    ASSERT_EQ(loss.size(), 60u) << "trial " << i;  // every point once, after resumes
+    for (size_t k = 0; k < loss.size(); ++k) EXPECT_EQ(loss[k].step, static_cast<int64_t>(20 * (k + 1)));
+    // One run, created once: the journal starts the run once, however often its job ran.
+    EXPECT_EQ(count_of(slurp(trial_dir(1, i) / "journal.jsonl"), "\"op\":\"create_run\""), 1u) << i;
+  }
+  int64_t sweep_runs = 0;
+  store.query("SELECT COUNT(*) FROM runs r JOIN sweeps s ON s.id = r.sweep_id WHERE s.name = 'kill'", {},
+              [&](const jepa::store::Row& row) { sweep_runs = row.int64(0); });
+  EXPECT_EQ(sweep_runs, 3);
+  std::string integrity;
+  store.query("PRAGMA integrity_check", {}, [&](const jepa::store::Row& row) { integrity = row.text(0); });
+  EXPECT_EQ(integrity, "ok");
+  // After Ctrl-C every unfinished trial ran exactly one more job: the jobs that were running
+  // when the host was killed were adopted, not submitted again.
+  const std::string host_log = slurp(log) + r.err;
+  EXPECT_TRUE(contains(r.err, "adopting SLURM job")) << host_log;
+  for (const auto& [i, row] : t) EXPECT_EQ(job_starts(i), starts[i] + (done[i] ? 0 : 1)) << "trial " << i << host_log;
+}
+
+TEST_F(Slurm, RequeuedJobContinuesFromItsCheckpointUnderTheSameJob) {
+  const auto file = write("requeue.toml", R"(
+[sweep]
+launcher = "slurm"
+[sweep.params]
+"optimization.epochs" = [40]
+"optimization.max_steps" = [800]
+"logging.every" = [20]
+"checkpoint.every" = [40]
+[sweep.slurm]
+poll_seconds = 0.3
+)");
+  const fs::path log = dir_.path() / "host.log";
+  const pid_t host = spawn_jepa({"sweep", file.string(), "--db", db_.string()}, log);
+  std::string job;
+  for (int i = 0; i < 600 && job.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!fs::exists(db_)) continue;
+    const auto t = trials("requeue");
+    if (t.size() != 1 || t.at(0).job_state != "RUNNING" || t.at(0).run == 0) continue;
+    if (Store(db_).latest_artifact(t.at(0).run, "checkpoint")) {
+      job = t.at(0).job;
+      // As a preemption with PreemptMode=REQUEUE or an administrator would.
+      ASSERT_EQ(std::system(("scontrol requeue " + job).c_str()), 0);
+    }
+  }
+  ASSERT_FALSE(job.empty()) << slurp(log);
+  int status = 0;
+  waitpid(host, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(log);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << slurp(log);
+  const auto t = trials("requeue");
+  EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason << slurp(log);
+  EXPECT_EQ(t.at(0).job, job);  // the same job, started again by SLURM
+  const std::string slurm_log = slurp(trial_dir(1, 0) / "slurm.log");
+  EXPECT_EQ(count_of(slurm_log, "jepa sweep: job " + job), 2u) << slurm_log;
+  EXPECT_TRUE(contains(slurm_log, "restart 1")) << slurm_log;
+  EXPECT_TRUE(contains(slurm_log, "resuming run")) << slurm_log;  // from its checkpoint, not from step 0
+  const auto loss = Store(db_).metrics(t.at(0).run, "train/loss");
+  ASSERT_EQ(loss.size(), 40u);
+  for (size_t k = 0; k < loss.size(); ++k) EXPECT_EQ(loss[k].step, static_cast<int64_t>(20 * (k + 1)));
+}
+
+TEST_F(Slurm, HostKilledWhileSbatchRunsFindsTheJobByNameOrSubmitsItOnce) {
+  // A stand-in sbatch that never returns, as a controller that stops answering would: the host
+  // is killed -9 while the trial is "submitting". First it has not passed the job on to SLURM,
+  // then (the second host) it has. SLURM's own sbatch answers --version, which the host asks.
+  const fs::path bin = dir_.path() / "bin";
+  fs::create_directories(bin);
+  const std::string real = shell("command -v sbatch | tr -d '\\n'");
+  ASSERT_FALSE(real.empty());
+  const fs::path hung = dir_.path() / "sbatch.pid";
+  const fs::path submit = dir_.path() / "submit-first";
+  {
+    std::ofstream out(bin / "sbatch");
+    out << "#!/bin/sh\n"
+        << "[ \"$1\" = --version ] && exec '" << real << "' \"$@\"\n"
+        << "[ -e '" << submit.string() << "' ] && '" << real << "' \"$@\" > /dev/null\n"
+        << "echo $$ > '" << hung.string() << "'\n"
+        << "exec sleep 600\n";
+  }
+  fs::permissions(bin / "sbatch", fs::perms::owner_all);
+  const auto file = write("submit.toml", R"(
+[sweep]
+launcher = "slurm"
+[sweep.slurm]
+poll_seconds = 0.3
+)");
+  const fs::path log = dir_.path() / "host.log";
+  // Kills the host once it waits on the stand-in sbatch, and the stand-in too (by its pid).
+  const auto kill_while_submitting = [&](pid_t host) {
+    bool seen = false;
+    for (int i = 0; i < 600 && !seen; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!fs::exists(hung) || !fs::exists(db_)) continue;
+      const auto t = trials("submit");
+      seen = t.count(0) != 0 && t.at(0).job == "submitting";
+    }
+    ::kill(host, SIGKILL);
+    int status = 0;
+    waitpid(host, &status, 0);
+    if (fs::exists(hung)) {
+      const pid_t stand_in = std::stoi(slurp(hung));
+      if (stand_in > 0) ::kill(stand_in, SIGKILL);
+      fs::remove(hung);
+    }
+    return seen;
+  };
+
+  ASSERT_TRUE(kill_while_submitting(spawn_jepa({"sweep", file.string(), "--db", db_.string()}, log, bin)))
+      << slurp(log);
+  EXPECT_EQ(shell("squeue -h -t all -o %i"), "");  // SLURM never had the job
+  std::ofstream(submit).put('\n');
+  ASSERT_TRUE(kill_while_submitting(spawn_jepa({"sweep", "--resume", "submit", "--db", db_.string()}, log, bin)))
+      << slurp(log);
+  const std::string job = shell("squeue -h -t all -o %i | tr -d '\\n'");
+  ASSERT_FALSE(job.empty()) << "the second stand-in passed the job on";
+
+  const auto r = run_jepa("sweep --resume submit " + db());
+  ASSERT_EQ(r.code, 0) << r.err << slurp(log);
+  const auto t = trials("submit");
+  EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason << slurp(log) << r.err;
+  EXPECT_EQ(t.at(0).job, job);  // found by its name, not submitted again
+  EXPECT_EQ(count_of(slurp(trial_dir(1, 0) / "slurm.log"), "jepa sweep: job "), 1u);
+  EXPECT_EQ(Store(db_).metrics(t.at(0).run, "train/loss").size(), 6u);
+  EXPECT_EQ(shell("squeue -h -t all -o %i | wc -l | tr -d ' \\n'"), "1");
+}
+
+TEST_F(Slurm, TwoTaskTrialTrainsDataParallelThroughSrun) {
+  const auto file = write("ddp.toml", R"(
+[sweep]
+launcher = "slurm"
+[sweep.slurm]
+tasks_per_node = 2
+cpus_per_task = 1
+poll_seconds = 0.3
+)");
+  const auto r = run_jepa("sweep '" + file.string() + "' " + db());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto t = trials("ddp");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason << slurp(trial_dir(1, 0) / "slurm.log");
+  Store store(db_);
+  const auto env = store.environment(t.at(0).run);
+  EXPECT_EQ(env.at("world_size"), "2");
+  EXPECT_EQ(env.at("launcher"), "slurm");
+  EXPECT_EQ(store.params(t.at(0).run).at("distributed.world_size"), "2");
+  EXPECT_EQ(store.metrics(t.at(0).run, "train/loss").size(), 6u);
+  EXPECT_TRUE(contains(slurp(trial_dir(1, 0) / "job.sh"), "srun --kill-on-bad-exit=1 --nodes=1 --ntasks=2"));
+}
+
+}  // namespace
