@@ -367,7 +367,7 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
   sub->footer(
       "Examples:\n"
       "  jepa run experiments/quickstart.toml\n"
-      "  jepa run experiments/quickstart.toml --set optimization.epochs=2 --set 'masking.params.ratio=[0.6,0.7]'\n"
+      "  jepa run experiments/quickstart.toml --set optimization.epochs=2 --set masking.params.npred=2\n"
       "  jepa run experiments/ijepa_vith14_in1k.toml --dry-run\n"
       "  jepa run --resume 3\n"
       "  jepa run experiments/quickstart.toml --nproc 2     # 2 ranks (Gloo on CPU), batch 64 each\n"

@@ -58,9 +58,9 @@
 //
 //   [checkpoint]
 //   every = 0                  # steps; 0 = only at the end
-//   dir = ""                   # each run writes <dir>/<run id>/; "" = runs/ next to the
-//                              # results database (results/runs with the default --db), so
-//                              # runs of different databases never share a folder
+//   dir = ""                   # each run writes <dir>/<run id>/; "" = runs/<database stem>/
+//                              # next to the results database (results/runs/jepa with the
+//                              # default --db), so runs of different databases never share one
 //
 //   [logging]
 //   every = 10                 # steps between metric rows, >= 1

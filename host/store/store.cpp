@@ -623,7 +623,7 @@ TrialHistories Store::other_trials(int64_t run, const std::string& metric) const
 }
 
 fs::path Store::run_folder(int64_t run) const {
-  return (path_.has_parent_path() ? path_.parent_path() : fs::path(".")) / "runs" / std::to_string(run);
+  return (path_.has_parent_path() ? path_.parent_path() : fs::path(".")) / "runs" / path_.stem() / std::to_string(run);
 }
 
 std::function<std::unique_ptr<Recorder>()> Store::another() const {

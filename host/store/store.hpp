@@ -133,7 +133,8 @@ class Store final : public Recorder {
   std::optional<ArtifactRecord> latest_artifact(int64_t run, const std::string& kind) const override;
   std::string sweep_spec_json(int64_t run) const override;
   TrialHistories other_trials(int64_t run, const std::string& metric) const override;
-  // <database folder>/runs/<id>
+  // <database folder>/runs/<database stem>/<id>: run ids are per database, so two databases in one
+  // folder (seed0.db, seed1.db) would otherwise write each other's checkpoints.
   std::filesystem::path run_folder(int64_t run) const override;
   std::function<std::unique_ptr<Recorder>()> another() const override;
   std::string describe() const override;

@@ -118,7 +118,7 @@ std::vector<store::PluginRecord> plugin_records(const Experiment& e) {
 }
 
 // Run ids are per database: by default checkpoints live beside the records they belong to
-// (<database folder>/runs/<id>, or a SLURM trial's folder on the shared file system).
+// (<database folder>/runs/<database stem>/<id>, or a SLURM trial's folder on the shared file system).
 fs::path checkpoint_path(const Experiment& e, const store::Recorder& store, int64_t run_id) {
   const fs::path dir =
       e.checkpoint_dir.empty() ? store.run_folder(run_id) : fs::path(e.checkpoint_dir) / std::to_string(run_id);

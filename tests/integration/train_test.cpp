@@ -290,6 +290,30 @@ TEST(Train, BaselinesProbeRawPixelsAndTheInitialEncoderWithTheSameReadout) {
   fs::remove_all(dir);
 }
 
+// Run ids are per database: two databases in one folder (a seed each) both have a run 1, and by
+// default each keeps its checkpoints in its own folder, so neither overwrites the other's.
+TEST(Train, TwoDatabasesInOneFolderKeepTheirCheckpointsApart) {
+  const auto dir = jepa_test::temp_dir("jepa_train_two_dbs");
+  const auto file = write_experiment(dir, 1);
+  const std::string common = " --no-eval --set optimization.max_steps=4 --set 'checkpoint.dir=\"\"' --db ";
+  for (const char* seed : {"3", "4"}) {
+    const auto db = dir / (std::string("seed") + seed + ".db");
+    const auto r = run_jepa("run " + q(file) + " --set run.seed=" + seed + common + q(db));
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  const auto a = jepa::store::Store(dir / "seed3.db").latest_artifact(1, "checkpoint");
+  const auto b = jepa::store::Store(dir / "seed4.db").latest_artifact(1, "checkpoint");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(fs::path(a->path), fs::absolute(dir / "runs" / "seed3" / "1" / "checkpoint.pt"));
+  EXPECT_NE(a->path, b->path);
+  // The first one is still its own: its digest matches, so a later evaluation may use it.
+  const auto eval = run_jepa("eval 1 --evaluator linear_probe --set epochs=1 --set limit_train=64 "
+                             "--set limit_test=32 --db " +
+                             q(dir / "seed3.db"));
+  EXPECT_EQ(eval.code, 0) << eval.err;
+  fs::remove_all(dir);
+}
+
 // Without a terminal (a log file, CI, nohup, SLURM) the progress is plain lines at an interval,
 // never carriage returns, and the last step is always shown.
 TEST(Train, ProgressIsPrintedAsPlainLinesWithoutATerminal) {
