@@ -28,7 +28,7 @@ const jepa = (() => {
       else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, v === true ? "" : v);
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === undefined || c === null || c === false) continue;
       e.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
@@ -105,8 +105,8 @@ const jepa = (() => {
       options: {
         animation: false, parsing: false, normalized: true, responsive: true, maintainAspectRatio: false,
         interaction: {mode: "nearest", intersect: false},
-        plugins: {legend: {display: datasets.length > 1 && datasets.length <= 12,
-                           labels: {boxWidth: 10, font: {size: 11}}},
+        plugins: {legend: {display: datasets.length > 1 && datasets.length <= 12,  // "_label": not in the legend
+                           labels: {boxWidth: 10, font: {size: 11}, filter: item => !item.text.startsWith("_")}},
                   tooltip: {callbacks: {label: c => `${c.dataset.label || ""} ${num(c.parsed.y, 6)} @ ${c.parsed.x}`}}},
         scales: {x: Object.assign({type: "linear", title: {display: true, text: opts.xLabel || "step"}}, opts.x || {}),
                  y: Object.assign({type: opts.logY ? "logarithmic" : "linear",

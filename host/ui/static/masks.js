@@ -13,7 +13,7 @@
       const given = q.getAll("set").map(s => s.split("=")).find(([k]) => k === p.name);
       const value = given ? given.slice(1).join("=") : typeof p.default === "object" ? JSON.stringify(p.default) : String(p.default);
       holder.append(el("label", {title: p.doc}, el("span", {}, p.name),
-                       el("input", {type: "text", name: p.name, value, "data-default": typeof p.default === "object" ? JSON.stringify(p.default) : String(p.default)}),
+                       el("input", {type: "text", class: "param", name: p.name, value, "data-default": typeof p.default === "object" ? JSON.stringify(p.default) : String(p.default)}),
                        " ", el("span", {class: "muted"}, `${p.type}${p.choices ? " {" + p.choices.join(", ") + "}" : ""} ${p.doc || ""}`)));
     }
   }
@@ -31,7 +31,7 @@
   async function draw(form, out) {
     const data = new FormData(form);
     const sets = [];
-    for (const input of form.querySelectorAll(".params input")) {
+    for (const input of form.querySelectorAll("input.param")) {
       if (input.value !== input.dataset.default) sets.push(`${input.name}=${input.value}`);
     }
     const params = {strategy: data.get("strategy"), grid: data.get("grid"), batch: data.get("batch"), seed: data.get("seed"),

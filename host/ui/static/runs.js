@@ -110,7 +110,8 @@
       ...cols.params.map(p => el("td", {class: "mono"}, p in r.params ? r.params[p] : "-")),
       ...cols.metrics.map(m => el("td", {class: "num"}, m in r.metrics ? num(r.metrics[m]) : "-")),
       el("td", {class: "muted"}, r.reason || "")));
-    results.replaceChildren(el("table", {id: "runs"}, el("thead", {}, el("tr", {}, head)), el("tbody", {}, rows)));
+    results.replaceChildren(el("div", {class: "table-scroll"},
+                                el("table", {id: "runs"}, el("thead", {}, el("tr", {}, head)), el("tbody", {}, rows))));
   }
 
   async function load() {

@@ -38,7 +38,7 @@
     const datasets = [
       {label: "runs", type: "scatter", data: e.points.map(([x, y]) => ({x, y})), pointRadius: 3, showLine: false,
        borderColor: "#9aa1ad", backgroundColor: "#9aa1ad"},
-      {label: "95% CI low", data: band(0), borderColor: "rgba(47,111,222,0.25)", backgroundColor: "rgba(47,111,222,0.12)",
+      {label: "_95% CI low", data: band(0), borderColor: "rgba(47,111,222,0.25)", backgroundColor: "rgba(47,111,222,0.12)",
        borderDash: [4, 3], borderWidth: 1},
       {label: "95% CI", data: band(1), fill: "-1", borderColor: "rgba(47,111,222,0.25)",
        backgroundColor: "rgba(47,111,222,0.12)", borderDash: [4, 3], borderWidth: 1},
