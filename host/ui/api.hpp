@@ -13,6 +13,11 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+namespace jepa::store {
+class Store;
+}
 
 namespace jepa::ui {
 
@@ -28,6 +33,7 @@ using Params = std::multimap<std::string, std::string>;
 class Api {
  public:
   Api(std::filesystem::path db, Engine engine);
+  ~Api();
 
   // GET /api/runs?where=&sort=&sweep=&status=&limit=&params=&metrics=: the `jepa runs` table with
   // its columns, status and sweep facets (counts over the `where` selection) and stale RUNNING
@@ -37,7 +43,8 @@ class Api {
   nlohmann::json run(const std::string& run, const Params& p) const;
   // GET /api/runs/RUN/metrics?key=&points=: every (or the named) metric's curve, downsampled.
   nlohmann::json run_metrics(const std::string& run, const Params& p) const;
-  // GET /api/curves?runs=&key=&points=: one metric of several runs, for overlaying.
+  // GET /api/curves?runs=&key=&points=: one metric of several runs, for overlaying (a long run
+  // is read at every k-th step when it would otherwise read far more points than it shows).
   nlohmann::json curves(const Params& p) const;
   // GET /api/compare?runs=&sweep=&where=&group_by=&metric=&baseline=&any_status=: `jepa compare
   // --json` plus the text table it prints and the parameters a grouping can use.
@@ -56,7 +63,13 @@ class Api {
   const std::filesystem::path& db() const { return db_; }
 
  private:
+  // A read-only connection for one request, back to the pool afterwards: a connection keeps
+  // SQLite's page cache warm across requests, and each query still reads the newest commit.
+  std::shared_ptr<const store::Store> open() const;
+
   std::filesystem::path db_;
+  mutable std::mutex pool_mutex_;
+  mutable std::vector<std::unique_ptr<store::Store>> pool_;
   Engine engine_;
   std::mutex cache_mutex_;
   nlohmann::json masking_;  // null until asked once: plugins do not change while serving

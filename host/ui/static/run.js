@@ -26,6 +26,7 @@
     const keys = Object.keys(data.metrics).sort((a, b) => (a === "train/loss" ? -1 : b === "train/loss" ? 1 : a < b ? -1 : 1));
     for (const key of keys) {
       const m = data.metrics[key];
+      if (m.count < 2) continue;  // a single value (an evaluation result) is in the table above
       const pts = points(m.steps, m.values);
       const label = m.count > m.steps.length ? `${key} (${m.steps.length} of ${m.count} points)` : key;
       if (charts.has(key)) {
@@ -67,7 +68,15 @@
     main.replaceChildren(
       el("h1", {}, el("span", {class: "muted"}, `run ${r.id} `), el("span", {id: "run-name"}, r.name)),
       summary(r),
-      el("h2", {}, "Metrics"), curves,
+      el("h2", {}, "Metrics"),
+      el("details", {open: r.metric_summary.length <= 12},
+         el("summary", {}, "latest values"),
+         table(["key", {text: "step", attrs: {class: "num"}}, {text: "last", attrs: {class: "num"}},
+                {text: "min", attrs: {class: "num"}}, {text: "max", attrs: {class: "num"}}, {text: "points", attrs: {class: "num"}}],
+               r.metric_summary.map(s => [el("span", {class: "mono"}, s.key), el("td", {class: "num"}, s.last_step),
+                                          el("td", {class: "num"}, num(s.last, 6)), el("td", {class: "num"}, num(s.min, 6)),
+                                          el("td", {class: "num"}, num(s.max, 6)), el("td", {class: "num"}, s.count)]))),
+      curves,
       el("h2", {}, "Evaluations"), evals,
       el("h2", {}, "Artifacts"), artifacts,
       el("h2", {}, "Plugins"), plugins,
