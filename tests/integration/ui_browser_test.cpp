@@ -5,6 +5,7 @@
 // docs/ui_run.png, the README's). Skips itself, saying so, where Chromium is missing.
 #include "jepa_process.hpp"
 #include "temp_dir.hpp"
+#include "tiny_experiment.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -155,34 +156,6 @@ class Browser {
   std::string session_;
 };
 
-std::string printed_url(const fs::path& out) {
-  for (int i = 0; i < 200; ++i) {
-    const std::string text = jepa_test::slurp(out);
-    const auto at = text.find("http://");
-    if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
-      return text.substr(at, text.find_first_of(" \n", at) - at);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return "";
-}
-
-// 256 Fashion-MNIST images, 2 epochs of 16 steps, a 2-block ViT: a real run in seconds.
-std::string tiny_experiment(const fs::path& dir) {
-  return "[run]\nseed = 3\nthreads = 2\n"
-         "[data]\ndataset = \"fashion_mnist\"\nimage_size = 28\nbatch_size = 16\nworkers = 1\nlimit_train = 256\n"
-         "[masking]\nstrategy = \"multiblock\"\n"
-         "[encoder]\nplugin = \"vit\"\n[encoder.params]\nsize = \"custom\"\nembed_dim = 32\ndepth = 2\n"
-         "num_heads = 2\nimg_size = 28\npatch_size = 4\nin_chans = 1\n"
-         "[predictor]\nplugin = \"vit_predictor\"\n[predictor.params]\nembed_dim = 16\ndepth = 1\n"
-         "[optimization]\nepochs = 2\nwarmup = 0.5\n"
-         "[checkpoint]\nevery = 16\ndir = \"" +
-         (dir / "runs").string() +
-         "\"\n"
-         "[logging]\nevery = 1\n"
-         "[[evaluation]]\nevaluator = \"linear_probe\"\nepochs = 2\nlimit_train = 512\nlimit_test = 256\n";
-}
-
 void save(const std::string& png, const std::string& name) {
   const fs::path out = fs::path(JEPA_BUILD_DIR) / "ui_screenshots" / name;
   fs::create_directories(out.parent_path());
@@ -202,7 +175,8 @@ TEST(UiBrowser, RunsAndRunPagesShowARealRun) {
   jepa_test::TempDir dir("ui_browser");
   const fs::path db = dir.path() / "jepa.db";
   const fs::path file = dir.path() / "fmnist-tiny.toml";
-  std::ofstream(file) << tiny_experiment(dir.path());
+  // Two real runs of 2 epochs (32 steps), a real linear probe: seconds each.
+  std::ofstream(file) << jepa_test::tiny_experiment(dir.path(), 2, 16);
   for (const char* seed : {"3", "4"}) {
     const auto r =
         jepa_test::run_jepa("run '" + file.string() + "' --set run.seed=" + seed + " --db '" + db.string() + "'");
@@ -210,7 +184,7 @@ TEST(UiBrowser, RunsAndRunPagesShowARealRun) {
   }
 
   Child ui({JEPA_BINARY, "ui", "--db", db.string(), "--port", "0"}, dir.path() / "ui.log");
-  const std::string url = printed_url(dir.path() / "ui.log");
+  const std::string url = jepa_test::printed_url(dir.path() / "ui.log");
   ASSERT_FALSE(url.empty()) << jepa_test::slurp(dir.path() / "ui.log");
   const int port = free_port();
   Child chromedriver({driver.string(), "--port=" + std::to_string(port)}, dir.path() / "chromedriver.log");

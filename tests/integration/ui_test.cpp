@@ -3,6 +3,7 @@
 // database written while it is read. The server runs in this process on a free port; the last
 // tests start the real `jepa ui`.
 #include "jepa_process.hpp"
+#include "lr_grid_db.hpp"
 #include "store/store.hpp"
 #include "temp_dir.hpp"
 #include "ui/server.hpp"
@@ -32,40 +33,13 @@ using nlohmann::json;
 
 constexpr int kLongRunPoints = 10000;
 
-// The database of results_cli_test (so /api/compare can be checked against its golden table),
-// plus a run with a 10,000-point curve, a pruned sweep with a pending trial, and a RUNNING run.
+// The database of results_cli_test (so /api/compare can be checked against its golden table;
+// its RUNNING run 9 finished here), plus a run with a 10,000-point curve, a pruned sweep with a pending trial, and a
+// RUNNING run.
 void fill(const fs::path& path) {
   Store store(path);
-  const int64_t sweep = store.create_sweep("lr-grid", "{}");
-  const struct {
-    const char* lr;
-    uint64_t seed;
-    double top1;
-    double loss;
-  } runs[] = {{"0.002", 0, 77.9, 0.21}, {"0.001", 0, 75.1, 0.25}, {"0.002", 1, 78.4, 0.2}, {"0.001", 1, 76.3, 0.24},
-              {"0.001", 2, 74.8, 0.26}, {"0.002", 2, 76.9, 0.22}, {"0.002", 3, 78.8, 0.19}};
-  for (const auto& r : runs) {
-    const std::string name = std::string("lr") + r.lr + "-s" + std::to_string(r.seed);
-    const int64_t id = store.create_run(name, "{\"run\": {}}", "grid.toml", r.seed);
-    store.set_run_sweep(id, sweep);
-    store.set_params(id, {{"optimization.lr", r.lr},
-                          {"run.seed", std::to_string(r.seed)},
-                          {"run.name", name},
-                          {"masking.strategy", "multiblock"}});
-    store.log_metrics(
-        id,
-        {{"train/loss", 10, 0.5, 1.8e9}, {"train/loss", 20, r.loss, 1.8e9 + 1}, {"probe/top1", 20, r.top1, 1.8e9 + 2}});
-    store.add_evaluation(id, {"probe", "top1", r.top1, 20, "{}"});
-    store.finish_run(id, RunStatus::completed);
-  }
-  const int64_t failed = store.create_run("lr0.004-s0", "{}", "grid.toml", 0);  // 8
-  store.set_run_sweep(failed, sweep);
-  store.set_params(failed, {{"optimization.lr", "0.004"}, {"run.seed", "0"}, {"masking.strategy", "multiblock"}});
-  store.log_metrics(failed, {{"train/loss", 10, std::numeric_limits<double>::quiet_NaN(), 1.8e9}});
-  store.finish_run(failed, RunStatus::failed, "diverged at step 10");
-  const int64_t other = store.create_run("o'brien; DROP TABLE runs", "{}", "x.toml", 0);  // 9
-  store.set_params(other, {{"optimization.lr", "0.001"}});
-  store.finish_run(other, RunStatus::completed);
+  jepa_test::add_lr_grid_runs(store);
+  store.finish_run(9, RunStatus::completed);
 
   // 10: a long curve with one spike that downsampling must keep.
   const int64_t long_run = store.create_run("long", "{}", "x.toml", 0);
@@ -539,19 +513,6 @@ pid_t start_jepa_ui(const std::vector<std::string>& args, const fs::path& out, c
   return pid;
 }
 
-// The address `jepa ui` printed, waiting up to 20 s.
-std::string printed_url(const fs::path& out) {
-  for (int i = 0; i < 200; ++i) {
-    const std::string text = jepa_test::slurp(out);
-    const auto at = text.find("http://");
-    if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
-      return text.substr(at, text.find_first_of(" \n", at) - at);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return "";
-}
-
 int stop_and_wait(pid_t pid) {
   ::kill(pid, SIGTERM);
   int status = 0;
@@ -564,7 +525,7 @@ TEST(UiCommand, PrintsTheAddressServesAndStopsOnSigterm) {
   const fs::path db = dir.path() / "r.db";
   fill(db);
   const pid_t pid = start_jepa_ui({"--db", db.string(), "--port", "0"}, dir.path() / "out", dir.path() / "err");
-  const std::string url = printed_url(dir.path() / "out");
+  const std::string url = jepa_test::printed_url(dir.path() / "out");
   ASSERT_EQ(url.rfind("http://127.0.0.1:", 0), 0u)
       << jepa_test::slurp(dir.path() / "out") << jepa_test::slurp(dir.path() / "err");
   httplib::Client client(url.substr(0, url.size() - 1));
@@ -582,7 +543,7 @@ TEST(UiCommand, WarnsWhenServingTheNetworkAndRefusesAMissingDatabase) {
   fill(db);
   const pid_t pid =
       start_jepa_ui({"--db", db.string(), "--port", "0", "--host", "0.0.0.0"}, dir.path() / "out", dir.path() / "err");
-  ASSERT_NE(printed_url(dir.path() / "out"), "");
+  ASSERT_NE(jepa_test::printed_url(dir.path() / "out"), "");
   EXPECT_NE(jepa_test::slurp(dir.path() / "err").find("warning: jepa ui listens on 0.0.0.0"), std::string::npos);
   EXPECT_EQ(stop_and_wait(pid), 0);
 
