@@ -2,8 +2,7 @@
 // of bench/query_bench (generate it with that first): every data endpoint of every page, through
 // HTTP on loopback, with the server's own time (its Server-Timing header) and the client's.
 //
-//   ./build/bench/ui_bench [--db build/bench/query_bench.db] [--repeat 20]
-#include "ui/engine.hpp"
+//   ./build/bench/ui_bench [--db build/bench/query_bench.db] [--repeat 20] [--engine build/jepa-engine]
 #include "ui/server.hpp"
 #include "ui/static_files.hpp"
 
@@ -61,10 +60,12 @@ Timing measure(httplib::Client& client, const std::string& path, int repeat) {
 int main(int argc, char** argv) {
   std::string db = "build/bench/query_bench.db";
   int repeat = 20;
+  std::string engine = "build/jepa-engine";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--db") db = argv[i + 1];
     if (a == "--repeat") repeat = std::stoi(argv[i + 1]);
+    if (a == "--engine") engine = argv[i + 1];
   }
   if (!std::filesystem::exists(db)) {
     fmt::print(stderr, "no {}: run ./build/bench/query_bench first (it generates the database)\n", db);
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
   o.port = 0;
   o.static_dir = jepa::ui::find_static_dir();
   o.chartjs = jepa::ui::find_chartjs();
-  o.engine = jepa::ui::default_engine_path();
+  o.engine = engine;
   jepa::ui::Server server(o);
   server.bind();
   std::thread serving([&] { server.listen(); });

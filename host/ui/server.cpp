@@ -75,9 +75,10 @@ struct Server::Impl {
     res.set_header("Cache-Control", "no-cache");
   }
 
-  void page(const char* pattern, const char* file) {
-    http.Get(pattern, [this, file](const httplib::Request&, httplib::Response& res) {
-      serve_file(res, options.static_dir / file);
+  // Every page is page.html; common.js loads the page's own script from the address.
+  void page(const char* pattern) {
+    http.Get(pattern, [this](const httplib::Request&, httplib::Response& res) {
+      serve_file(res, options.static_dir / "page.html");
     });
   }
 
@@ -124,11 +125,7 @@ struct Server::Impl {
       return httplib::Server::HandlerResponse::Unhandled;
     });
 
-    page("/", "runs.html");
-    page("/runs/[^/]+", "run.html");
-    page("/compare", "compare.html");
-    page("/sweeps/[^/]+", "sweep.html");
-    page("/masks", "masks.html");
+    for (const char* pattern : {"/", "/runs/[^/]+", "/compare", "/sweeps/[^/]+", "/masks"}) page(pattern);
     http.Get("/static/(.*)", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string rel = req.matches[1];
       if (!valid_static_path(rel)) {

@@ -43,7 +43,7 @@ fs::path find_static_dir() {
   std::string looked;
   for (const auto& c : candidates) {
     std::error_code ec;
-    if (fs::is_regular_file(c / "runs.html", ec)) return fs::canonical(c);
+    if (fs::is_regular_file(c / "page.html", ec)) return fs::canonical(c);
     looked += (looked.empty() ? "" : ", ") + c.string();
   }
   throw std::runtime_error(

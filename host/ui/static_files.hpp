@@ -10,7 +10,7 @@ namespace jepa::ui {
 
 // $JEPA_UI_STATIC_DIR, else <folder of the executable>/../share/jepa-lab/ui (an install), else
 // the source tree's host/ui/static (a build tree). Throws std::runtime_error naming where it
-// looked when none holds runs.html.
+// looked when none holds page.html.
 std::filesystem::path find_static_dir();
 
 // $JEPA_CHARTJS, else Debian's libjs-chart.js (/usr/share/javascript/chart.js/chart.min.js).

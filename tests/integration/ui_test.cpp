@@ -352,13 +352,20 @@ TEST_F(Ui, PagesAndStaticFilesStayInTheirFolder) {
   auto res = client_->Get("/");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
-  EXPECT_NE(res->body.find("/static/runs.js"), std::string::npos);
+  EXPECT_NE(res->body.find("/static/common.js"), std::string::npos);
   EXPECT_NE(res->get_header_value("Content-Security-Policy").find("default-src 'self'"), std::string::npos);
   for (const char* page : {"/runs/1", "/compare?runs=1,2", "/sweeps/lr-grid", "/masks"}) {
     res = client_->Get(page);
     ASSERT_TRUE(res) << page;
     EXPECT_EQ(res->status, 200) << page;
     EXPECT_EQ(res->get_header_value("Content-Type"), "text/html; charset=utf-8") << page;
+  }
+  for (const char* script : {"/static/common.js", "/static/runs.js", "/static/run.js", "/static/compare.js",
+                             "/static/sweep.js", "/static/masks.js"}) {
+    res = client_->Get(script);
+    ASSERT_TRUE(res) << script;
+    EXPECT_EQ(res->status, 200) << script;
+    EXPECT_EQ(res->get_header_value("Content-Type"), "text/javascript; charset=utf-8") << script;
   }
   res = client_->Get("/static/style.css");
   ASSERT_TRUE(res);
@@ -371,8 +378,8 @@ TEST_F(Ui, PagesAndStaticFilesStayInTheirFolder) {
 
   for (const char* evil :
        {"/static/../../etc/passwd", "/static/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/static/..%2f..%2f..%2fetc%2fpasswd",
-        "/static/%252e%252e/%252e%252e/etc/passwd", "/static//etc/passwd", "/static/.%2e/runs.html",
-        "/static/runs.html%00.css", "/static/..\\..\\etc\\passwd", "/static/.hidden"}) {
+        "/static/%252e%252e/%252e%252e/etc/passwd", "/static//etc/passwd", "/static/.%2e/page.html",
+        "/static/page.html%00.css", "/static/..\\..\\etc\\passwd", "/static/.hidden"}) {
     res = client_->Get(evil);
     ASSERT_TRUE(res) << evil;
     EXPECT_EQ(res->status, 400) << evil << "\n" << res->body;

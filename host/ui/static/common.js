@@ -123,3 +123,18 @@ const jepa = (() => {
   return {api, el, num, duration, status, header, showError, table, keyValueTable, points, lineChart, palette,
           query, ready};
 })();
+
+// Every page is page.html; its address says which page script draws it.
+(() => {
+  const path = location.pathname;
+  const [page, title] = path === "/" ? ["runs", "Runs"]
+    : path.startsWith("/runs/") ? ["run", "Run"]
+    : path === "/compare" ? ["compare", "Compare runs"]
+    : path.startsWith("/sweeps/") ? ["sweep", "Sweep"]
+    : path === "/masks" ? ["masks", "Masks"] : [null, null];
+  if (!page) return;
+  document.title = `${title} · jepa ui`;
+  const script = document.createElement("script");
+  script.src = `/static/${page}.js`;
+  document.head.append(script);
+})();
