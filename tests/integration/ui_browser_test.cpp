@@ -2,8 +2,10 @@
 // protocol, opens the runs page and a run page of a database made by a short real training run,
 // checks what they show (the run names, a drawn curve) and saves screenshots
 // (<build>/ui_screenshots/; JEPA_UPDATE_SCREENSHOTS=1 also writes docs/ui_runs.png and
-// docs/ui_run.png, the README's). Skips itself, saying so, where Chromium is missing.
+// docs/ui_run.png, the README's), then follows a RUNNING run's curve as points arrive. Skips
+// itself, saying so, where Chromium is missing.
 #include "jepa_process.hpp"
+#include "store/store.hpp"
 #include "temp_dir.hpp"
 #include "tiny_experiment.hpp"
 
@@ -227,6 +229,37 @@ TEST(UiBrowser, RunsAndRunPagesShowARealRun) {
   const json evals = browser.script("return document.body.textContent.includes('linear_probe');");
   EXPECT_EQ(evals, json(true));
   save(browser.screenshot_png(), "ui_run.png");
+
+  // A RUNNING run's page follows it: points logged after the page opened appear without a
+  // reload, and the page notices the end.
+  jepa::store::Store store(db);
+  const int64_t live = store.create_run("live-run", "{}", "x.toml", 0);
+  std::vector<jepa::store::MetricPoint> points;
+  for (int s = 1; s <= 5; ++s) points.push_back({"train/loss", s, 1.0 / s, 1.8e9 + s});
+  store.log_metrics(live, points);
+  browser.open(url + "runs/" + std::to_string(live));
+  ASSERT_TRUE(browser.wait_ready(30));
+  const std::string count_points = R"(
+    const c = document.querySelector('canvas[data-metric="train/loss"]');
+    return c && Chart.getChart(c) ? Chart.getChart(c).data.datasets[0].data.length : -1;)";
+  EXPECT_EQ(browser.script(count_points), 5);
+  points.clear();
+  for (int s = 6; s <= 12; ++s) points.push_back({"train/loss", s, 1.0 / s, 1.8e9 + s});
+  store.log_metrics(live, points);
+  store.heartbeat(live, 12);
+  json seen;
+  for (int i = 0; i < 100 && seen != json(12); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    seen = browser.script(count_points);
+  }
+  EXPECT_EQ(seen, 12) << "the curve did not follow the running run";
+  store.finish_run(live, jepa::store::RunStatus::completed);
+  json status;
+  for (int i = 0; i < 100 && status != json("COMPLETED"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = browser.script("return document.querySelector('#summary .status').textContent;");
+  }
+  EXPECT_EQ(status, "COMPLETED");
 }
 
 }  // namespace
