@@ -28,7 +28,7 @@ bool is_light_command(int argc, char** argv) {
       continue;
     }
     if (a.rfind("-", 0) == 0) return false;  // --help, --version, ...: the full program answers
-    return a == "runs" || a == "show" || a == "compare" || a == "plot";
+    return a == "runs" || a == "show" || a == "compare" || a == "plot" || a == "ui";
   }
   return false;
 }
@@ -56,6 +56,7 @@ int run_cli(int argc, char** argv, bool full) {
       "  jepa runs                             list recorded runs with their parameters and metrics\n"
       "  jepa compare --sweep S                compare a sweep's variants, seeds grouped, with 95% CIs\n"
       "  jepa plot 1 2 --metric train/loss     overlay training curves (PNG/SVG)\n"
+      "  jepa ui                               the results database in a web browser (127.0.0.1:8765)\n"
       "  jepa plugins                          list plugins, components and their parameters\n"
       "  jepa masks --strategy multiblock -o masks.png\n"
       "                                        draw I-JEPA multi-block masks for a 14x14 grid\n"
@@ -70,7 +71,8 @@ int run_cli(int argc, char** argv, bool full) {
 #else
   (void)full;
 #endif
-  for (auto c : {add_runs_command(app), add_show_command(app), add_compare_command(app), add_plot_command(app)}) {
+  for (auto c : {add_runs_command(app), add_show_command(app), add_compare_command(app), add_plot_command(app),
+                 add_ui_command(app, global)}) {
     commands.push_back(c);
   }
 

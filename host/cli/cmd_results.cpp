@@ -3,6 +3,8 @@
 #include "cli/commands.hpp"
 #include "query/compare.hpp"
 #include "query/filter.hpp"
+#include "query/param_effect.hpp"
+#include "query/run_json.hpp"
 #include "query/runs.hpp"
 #include "query/table.hpp"
 #include "report/plot.hpp"
@@ -21,6 +23,11 @@
 
 namespace jepa::cli {
 namespace {
+
+using query::differing_params;
+using query::metric_columns;
+using query::run_json;
+using query::short_param;
 
 constexpr const char* kDefaultDb = "results/jepa.db";
 
@@ -48,17 +55,11 @@ std::vector<std::string> split_list(const std::vector<std::string>& in) {
   return out;
 }
 
-// "encoder.params.depth" -> "encoder.depth": shorter table headers, still unambiguous.
-std::string short_param(const std::string& key) {
-  std::string s = key;
-  const auto p = s.find(".params.");
-  if (p != std::string::npos) s.erase(p, 7);
-  return s;
-}
-
-std::vector<query::RunRow> select(const store::Store& store, const query::RunSelection& sel) {
+// A bad filter or an unknown run or sweep is the user's mistake: exit status 2.
+template <class F>
+auto as_usage_errors(F&& f) -> decltype(f()) {
   try {
-    return query::select_runs(store, sel);
+    return f();
   } catch (const query::FilterError& e) {
     throw UsageError(e.what());
   } catch (const store::StoreError& e) {
@@ -66,52 +67,8 @@ std::vector<query::RunRow> select(const store::Store& store, const query::RunSel
   }
 }
 
-// Parameters whose value is not the same in every row (seeds and execution settings aside).
-std::vector<std::string> differing_params(const std::vector<query::RunRow>& rows) {
-  std::set<std::string> keys;
-  for (const auto& r : rows) {
-    for (const auto& [k, v] : r.params) keys.insert(k);
-  }
-  std::vector<std::string> out;
-  for (const auto& k : keys) {
-    if (query::is_seed_like(k)) continue;
-    auto value = [&](const query::RunRow& r) {
-      auto it = r.params.find(k);
-      return it == r.params.end() ? std::string("\x01") : it->second;
-    };
-    for (const auto& r : rows) {
-      if (value(r) != value(rows.front())) {
-        out.push_back(k);
-        break;
-      }
-    }
-  }
-  return out;
-}
-
-// Metrics worth a column by default: the final training loss and evaluation results, not the
-// bookkeeping counts evaluators report alongside.
-bool headline_metric(const std::string& k) {
-  if (k == "train/loss") return true;
-  if (k.rfind("train/", 0) == 0) return false;
-  for (const char* skip : {"_images", "feature_dim", "/k", "draws", "/images"}) {
-    const std::string s(skip);
-    if (k.size() >= s.size() && k.compare(k.size() - s.size(), s.size(), s) == 0) return false;
-  }
-  return true;
-}
-
-std::vector<std::string> metric_columns(const std::vector<query::RunRow>& rows) {
-  std::set<std::string> keys;
-  for (const auto& r : rows) {
-    for (const auto& [k, v] : r.metrics) {
-      if (headline_metric(k)) keys.insert(k);
-    }
-  }
-  std::vector<std::string> out(keys.begin(), keys.end());
-  std::stable_partition(out.begin(), out.end(), [](const std::string& k) { return k != "train/loss"; });
-  if (out.size() > 8) out.resize(8);
-  return out;
+std::vector<query::RunRow> select(const store::Store& store, const query::RunSelection& sel) {
+  return as_usage_errors([&] { return query::select_runs(store, sel); });
 }
 
 std::string cell(const std::map<std::string, std::string>& m, const std::string& k) {
@@ -135,31 +92,6 @@ void add_selection_options(CLI::App* sub, query::RunSelection& sel, std::string&
                   "(metrics hold a '/', parameters a '.'; see `jepa runs --help`)")
       ->type_name("EXPR");
   sub->add_option("--db", db, "Results database")->capture_default_str();
-}
-
-nlohmann::json num_json(double v) {
-  return std::isnan(v) ? nlohmann::json() : nlohmann::json(v);
-}
-
-nlohmann::json run_json(const query::RunRow& r) {
-  nlohmann::json j{{"id", r.id},
-                   {"name", r.name},
-                   {"status", r.status},
-                   {"reason", r.reason.empty() ? nlohmann::json() : nlohmann::json(r.reason)},
-                   {"started_at", r.started_at},
-                   {"ended_at", r.ended_at.empty() ? nlohmann::json() : nlohmann::json(r.ended_at)},
-                   {"steps", r.steps},
-                   {"seed", r.seed},
-                   {"sweep", r.sweep.empty() ? nlohmann::json() : nlohmann::json(r.sweep)},
-                   {"params", r.params}};
-  if (!r.job_id.empty()) {
-    j["slurm_job"] = r.job_id;
-    j["slurm_state"] = r.job_state;
-  }
-  nlohmann::json metrics = nlohmann::json::object();
-  for (const auto& [k, v] : r.metrics) metrics[k] = num_json(v);
-  j["metrics"] = metrics;
-  return j;
 }
 
 // ---- jepa runs --------------------------------------------------------------------------------
@@ -240,72 +172,15 @@ int run_show(const ShowOptions& o) {
   sel.runs = {o.run};
   const auto rows = select(*store, sel);
   const query::RunRow& r = rows.at(0);
-  const auto record = store->find_run(r.id);
-  const auto env = store->environment(r.id);
-  const auto plugins = store->plugins(r.id);
-  const auto evals = store->evaluations(r.id);
-  const auto artifacts = store->artifacts(r.id);
-  struct SummaryRow {
-    std::string key;
-    int64_t last_step;
-    double last, min, max;
-    int64_t count;
-  };
-  std::vector<SummaryRow> summary;
-  store->query(
-      "SELECT key, last_step, last_value, min_value, max_value, count FROM metric_summary WHERE run_id = ? "
-      "ORDER BY key",
-      {r.id}, [&](const store::Row& q) {
-        summary.push_back({q.text(0), q.int64(1), q.real(2), q.real(3), q.real(4), q.int64(5)});
-      });
-  nlohmann::json config = nlohmann::json::parse(record->config_json, nullptr, false);
-
+  const nlohmann::json j = query::run_details_json(*store, r);
   if (o.json) {
-    nlohmann::json j = run_json(r);
-    j["config"] = config;
-    j["config_path"] = record->config_path;
-    j["resumed_from"] = record->resumed_from ? nlohmann::json(*record->resumed_from) : nlohmann::json();
-    j["environment"] = env;
-    j["plugins"] = nlohmann::json::array();
-    for (const auto& p : plugins) {
-      j["plugins"].push_back({{"role", p.role},
-                              {"component", p.component_id},
-                              {"component_version", p.component_version},
-                              {"plugin", p.plugin_name},
-                              {"plugin_version", p.plugin_version},
-                              {"path", p.path},
-                              {"sha256", p.sha256},
-                              {"fingerprint", p.fingerprint}});
-    }
-    j["metric_summary"] = nlohmann::json::array();
-    for (const auto& s : summary) {
-      j["metric_summary"].push_back({{"key", s.key},
-                                     {"last_step", s.last_step},
-                                     {"last", num_json(s.last)},
-                                     {"min", num_json(s.min)},
-                                     {"max", num_json(s.max)},
-                                     {"count", s.count}});
-    }
-    j["evaluations"] = nlohmann::json::array();
-    for (const auto& e : evals) {
-      j["evaluations"].push_back({{"evaluator", e.evaluator},
-                                  {"metric", e.metric},
-                                  {"value", num_json(e.value)},
-                                  {"step", e.step},
-                                  {"params", nlohmann::json::parse(e.params_json, nullptr, false)}});
-    }
-    j["artifacts"] = nlohmann::json::array();
-    for (const auto& a : artifacts) {
-      j["artifacts"].push_back({{"kind", a.kind},
-                                {"path", a.path},
-                                {"step", a.step},
-                                {"bytes", a.bytes},
-                                {"sha256", a.sha256},
-                                {"created_at", a.created_at}});
-    }
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
+  auto text = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+  auto number = [](const nlohmann::json& v) {
+    return query::format_number(v.is_null() ? std::nan("") : v.get<double>(), 6);
+  };
 
   fmt::print("run {}  {}  {}\n", r.id, r.name, r.status);
   if (!r.reason.empty()) fmt::print("  reason       {}\n", r.reason);
@@ -314,41 +189,45 @@ int run_show(const ShowOptions& o) {
              r.steps, r.seed);
   if (!r.sweep.empty()) fmt::print("  sweep        {}\n", r.sweep);
   if (!r.job_id.empty()) fmt::print("  slurm job    {} ({})\n", r.job_id, r.job_state.empty() ? "?" : r.job_state);
-  if (record->resumed_from) fmt::print("  resumed from {}\n", *record->resumed_from);
-  fmt::print("  config file  {}\n", record->config_path.empty() ? "-" : record->config_path);
+  if (!j["resumed_from"].is_null()) fmt::print("  resumed from {}\n", j["resumed_from"].get<int64_t>());
+  const std::string config_path = j["config_path"];
+  fmt::print("  config file  {}\n", config_path.empty() ? "-" : config_path);
 
   fmt::print("\nmetrics (latest value, range over the run)\n");
   query::TextTable mt({"  key", "step", "last", "min", "max", "points"});
-  for (const auto& s : summary) {
-    mt.add_row({"  " + s.key, std::to_string(s.last_step), query::format_number(s.last, 6),
-                query::format_number(s.min, 6), query::format_number(s.max, 6), std::to_string(s.count)});
+  for (const auto& s : j["metric_summary"]) {
+    mt.add_row({"  " + text(s["key"]), text(s["last_step"]), number(s["last"]), number(s["min"]), number(s["max"]),
+                text(s["count"])});
   }
-  fmt::print("{}", summary.empty() ? "  (none)\n" : mt.render());
+  fmt::print("{}", mt.size() == 0 ? "  (none)\n" : mt.render());
 
   fmt::print("\nevaluations\n");
   query::TextTable et({"  evaluator", "metric", "value", "step"});
-  for (const auto& e : evals) {
-    et.add_row({"  " + e.evaluator, e.metric, query::format_number(e.value, 6), std::to_string(e.step)});
+  for (const auto& e : j["evaluations"]) {
+    et.add_row({"  " + text(e["evaluator"]), text(e["metric"]), number(e["value"]), text(e["step"])});
   }
-  fmt::print("{}", evals.empty() ? "  (none)\n" : et.render());
+  fmt::print("{}", et.size() == 0 ? "  (none)\n" : et.render());
 
   fmt::print("\nartifacts\n");
   query::TextTable at({"  kind", "step", "bytes", "path"});
-  for (const auto& a : artifacts) at.add_row({"  " + a.kind, std::to_string(a.step), std::to_string(a.bytes), a.path});
-  fmt::print("{}", artifacts.empty() ? "  (none)\n" : at.render());
+  for (const auto& a : j["artifacts"]) {
+    at.add_row({"  " + text(a["kind"]), text(a["step"]), text(a["bytes"]), text(a["path"])});
+  }
+  fmt::print("{}", at.size() == 0 ? "  (none)\n" : at.render());
 
   fmt::print("\nplugins\n");
   query::TextTable pt({"  role", "component", "plugin", "sha256", "path"});
-  for (const auto& p : plugins) {
-    pt.add_row({"  " + p.role, fmt::format("{} v{}", p.component_id, p.component_version),
-                fmt::format("{} {}", p.plugin_name, p.plugin_version), p.sha256, p.path});
+  for (const auto& p : j["plugins"]) {
+    pt.add_row({"  " + text(p["role"]), fmt::format("{} v{}", text(p["component"]), text(p["component_version"])),
+                fmt::format("{} {}", text(p["plugin"]), text(p["plugin_version"])), text(p["sha256"]),
+                text(p["path"])});
   }
-  fmt::print("{}", plugins.empty() ? "  (none)\n" : pt.render());
+  fmt::print("{}", pt.size() == 0 ? "  (none)\n" : pt.render());
 
   fmt::print("\nenvironment\n");
   query::TextTable vt({"  key", "value"});
-  for (const auto& [k, v] : env) vt.add_row({"  " + k, v});
-  fmt::print("{}", env.empty() ? "  (none)\n" : vt.render());
+  for (const auto& [k, v] : j["environment"].items()) vt.add_row({"  " + k, text(v)});
+  fmt::print("{}", vt.size() == 0 ? "  (none)\n" : vt.render());
 
   fmt::print("\nparameters (resolved config)\n");
   query::TextTable ct({"  key", "value"});
@@ -377,10 +256,7 @@ int run_compare(const CompareCliOptions& o) {
   auto store = open_existing(o.db);
   query::RunSelection sel = o.sel;
   sel.runs = o.runs;
-  sel.sort = "id";
-  if (!o.any_status)
-    sel.where = sel.where.empty() ? "status = COMPLETED" : "(" + sel.where + ") and status = COMPLETED";
-  const auto rows = select(*store, sel);
+  const auto rows = as_usage_errors([&] { return query::select_compared(*store, sel, o.any_status); });
   query::CompareOptions co;
   co.group_by = split_list(o.group_by);
   co.metrics = split_list(o.metrics);
@@ -461,50 +337,30 @@ int run_plot(const PlotOptions& o) {
     spec.title = fmt::format("{} vs {}", o.metric, o.param);
     spec.x_label = o.param;
     spec.y_label = o.metric;
-    std::vector<std::pair<std::string, double>> points;
-    for (const auto& r : rows) {
-      auto p = r.params.find(o.param);
-      auto m = r.metrics.find(o.metric);
-      if (p != r.params.end() && m != r.metrics.end() && std::isfinite(m->second))
-        points.emplace_back(p->second, m->second);
-    }
-    if (points.empty()) {
+    const query::ParamEffect effect = query::param_effect(rows, o.param, o.metric);
+    if (effect.points.empty()) {
       throw UsageError(fmt::format("no selected run has both parameter '{}' and metric '{}'", o.param, o.metric));
     }
-    bool numeric = true;
-    for (const auto& [x, y] : points) {
-      char* end = nullptr;
-      std::strtod(x.c_str(), &end);
-      numeric = numeric && !x.empty() && *end == '\0';
-    }
-    std::map<std::string, std::vector<double>> by_x;
-    for (const auto& [x, y] : points) by_x[x].push_back(y);
-    std::vector<std::string> xs;
-    for (const auto& [x, ys] : by_x) xs.push_back(x);
-    if (numeric) {
-      std::sort(xs.begin(), xs.end(), [](const auto& a, const auto& b) { return std::stod(a) < std::stod(b); });
-      const double lo = std::stod(xs.front());
-      const double hi = std::stod(xs.back());
+    if (effect.numeric) {
+      const double lo = effect.values.front().x;
+      const double hi = effect.values.back().x;
       spec.log_x = lo > 0 && hi / lo >= 100;
     } else {
-      spec.x_categories = xs;
+      for (const auto& v : effect.values) spec.x_categories.push_back(v.value);
     }
-    auto x_of = [&](const std::string& x) {
-      return numeric ? std::stod(x) : static_cast<double>(std::find(xs.begin(), xs.end(), x) - xs.begin());
-    };
     report::PlotSeries runs_series;
     runs_series.label = "runs";
     runs_series.style = report::PlotSeries::Style::points;
-    for (const auto& [x, y] : points) {
-      runs_series.x.push_back(x_of(x));
+    for (const auto& [x, y] : effect.points) {
+      runs_series.x.push_back(x);
       runs_series.y.push_back(y);
     }
     report::PlotSeries means;
     means.label = "mean, 95% CI";
     means.style = report::PlotSeries::Style::error_bars;
-    for (const auto& x : xs) {
-      const auto s = query::summarize(by_x[x]);
-      means.x.push_back(x_of(x));
+    for (const auto& v : effect.values) {
+      const auto& s = v.summary;
+      means.x.push_back(v.x);
       means.y.push_back(s.mean);
       means.y_low.push_back(s.n >= 2 ? s.ci_low : s.mean);
       means.y_high.push_back(s.n >= 2 ? s.ci_high : s.mean);
@@ -564,7 +420,7 @@ int run_export_table(const ExportTableOptions& o) {
                            {"run_name", r.name},
                            {"key", k},
                            {"step", p.step},
-                           {"value", num_json(p.value)},
+                           {"value", query::number_json(p.value)},
                            {"time", p.time}});
           }
         }

@@ -45,6 +45,7 @@ Command add_runs_command(CLI::App& parent);
 Command add_show_command(CLI::App& parent);
 Command add_compare_command(CLI::App& parent);
 Command add_plot_command(CLI::App& parent);
+Command add_ui_command(CLI::App& parent, const GlobalOptions& global);
 
 // `jepa export --format csv|json`: runs (one row each, parameters and latest metrics) or, with
 // `history`, every metric point; to `output` ("" or "-": standard output).

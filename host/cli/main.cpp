@@ -1,4 +1,4 @@
-// `jepa`: the jepa-lab host's front end. The results commands (runs, show, compare, plot) run
+// `jepa`: the jepa-lab host's front end. The results commands (runs, show, compare, plot, ui) run
 // here without LibTorch so that they answer at once; every other command replaces this process
 // with `jepa-engine` (same folder), the full program, keeping the arguments and environment.
 #include "cli/app.hpp"

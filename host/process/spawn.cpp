@@ -38,6 +38,7 @@ pid_t spawn_child(const ChildSpec& spec) {
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   const std::string output = spec.output ? spec.output->string() : std::string();
+  const std::string error_output = spec.error_output ? spec.error_output->string() : std::string();
   const pid_t parent = ::getpid();
 
   const pid_t pid = ::fork();
@@ -47,10 +48,22 @@ pid_t spawn_child(const ChildSpec& spec) {
     if (::getppid() != parent) ::_exit(125);  // the parent died before prctl
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
+    // A parent that waits for signals in one thread (jepa ui) blocks them; the child must not
+    // inherit that, or the death signal above would never reach it.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     if (!output.empty()) {
       const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {
         ::dup2(fd, STDOUT_FILENO);
+        ::dup2(fd, STDERR_FILENO);
+        ::close(fd);
+      }
+    }
+    if (!error_output.empty()) {
+      const int fd = ::open(error_output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
         ::dup2(fd, STDERR_FILENO);
         ::close(fd);
       }

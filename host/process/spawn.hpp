@@ -12,10 +12,11 @@
 namespace jepa::process {
 
 struct ChildSpec {
-  std::vector<std::string> argv;                // the executable first
-  std::vector<std::string> unset;               // names dropped from this process's environment
-  std::vector<std::string> set;                 // "NAME=value" added to it
-  std::optional<std::filesystem::path> output;  // stdout and stderr appended here; none: inherited
+  std::vector<std::string> argv;                      // the executable first
+  std::vector<std::string> unset;                     // names dropped from this process's environment
+  std::vector<std::string> set;                       // "NAME=value" added to it
+  std::optional<std::filesystem::path> output;        // stdout and stderr appended here; none: inherited
+  std::optional<std::filesystem::path> error_output;  // stderr here instead, apart from stdout
 };
 
 // fork + execve. Everything is prepared before fork (only async-signal-safe calls run in the

@@ -89,6 +89,12 @@ bool is_seed_like(const std::string& p) {
   return kKeys.count(p) > 0 || p.rfind("checkpoint.", 0) == 0 || p.rfind("logging.", 0) == 0;
 }
 
+std::vector<RunRow> select_compared(const store::Store& store, RunSelection sel, bool any_status) {
+  sel.sort = "id";
+  if (!any_status) sel.where = sel.where.empty() ? "status = COMPLETED" : "(" + sel.where + ") and status = COMPLETED";
+  return select_runs(store, sel);
+}
+
 Comparison compare_runs(const std::vector<RunRow>& rows, const CompareOptions& options) {
   Comparison c;
   c.runs = rows.size();

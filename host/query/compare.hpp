@@ -44,6 +44,10 @@ struct Comparison {
 // Parameters that never separate groups.
 bool is_seed_like(const std::string& param);
 
+// The runs a comparison takes from a selection: in id order, only COMPLETED ones unless
+// `any_status` (a failed or pruned run's latest metric is not its result).
+std::vector<RunRow> select_compared(const store::Store& store, RunSelection selection, bool any_status);
+
 Comparison compare_runs(const std::vector<RunRow>& rows, const CompareOptions& options);
 std::string format_comparison(const Comparison& c);
 nlohmann::json comparison_json(const Comparison& c);

@@ -1,5 +1,6 @@
 #include "query/runs.hpp"
 
+#include "query/compare.hpp"
 #include "query/filter.hpp"
 
 #include <fmt/format.h>
@@ -140,11 +141,44 @@ std::vector<RunRow> select_runs(const store::Store& store, const RunSelection& s
     index[rows[i].id] = i;
   }
   const std::vector<store::SqlValue> id_bind{id_list(ids)};
-  store.query("SELECT run_id, key, value FROM params WHERE run_id IN (SELECT value FROM json_each(?))", id_bind,
-              [&](const store::Row& q) { rows[index.at(q.int64(0))].params[q.text(1)] = q.text(2); });
+  load_params(store, rows, sel.params);
   store.query("SELECT run_id, key, last_value FROM metric_summary WHERE run_id IN (SELECT value FROM json_each(?))",
               id_bind, [&](const store::Row& q) { rows[index.at(q.int64(0))].metrics[q.text(1)] = q.real(2); });
   return rows;
+}
+
+void load_params(const store::Store& store, std::vector<RunRow>& rows,
+                 const std::optional<std::vector<std::string>>& keys) {
+  if (rows.empty() || (keys && keys->empty())) return;
+  std::vector<int64_t> ids;
+  std::map<int64_t, size_t> index;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    ids.push_back(rows[i].id);
+    index[rows[i].id] = i;
+  }
+  auto add = [&](const store::Row& q) { rows[index.at(q.int64(0))].params[q.text(1)] = q.text(2); };
+  if (!keys) {
+    store.query("SELECT run_id, key, value FROM params WHERE run_id IN (SELECT value FROM json_each(?))",
+                {id_list(ids)}, add);
+  } else {
+    store.query(
+        "SELECT run_id, key, value FROM params WHERE run_id IN (SELECT value FROM json_each(?)) "
+        "AND key IN (SELECT value FROM json_each(?))",
+        {id_list(ids), nlohmann::json(*keys).dump()}, add);
+  }
+}
+
+std::vector<std::string> differing_params(const store::Store& store, const std::vector<RunRow>& rows) {
+  std::vector<int64_t> ids;
+  for (const auto& r : rows) ids.push_back(r.id);
+  std::vector<std::string> out;
+  store.query(
+      "SELECT key FROM params WHERE run_id IN (SELECT value FROM json_each(?)) GROUP BY key "
+      "HAVING MIN(value) <> MAX(value) OR COUNT(*) < ? ORDER BY key",
+      {id_list(ids), static_cast<int64_t>(rows.size())}, [&](const store::Row& q) {
+        if (!is_seed_like(q.text(0))) out.push_back(q.text(0));
+      });
+  return out;
 }
 
 }  // namespace jepa::query

@@ -20,6 +20,9 @@ struct RunSelection {
   std::string sort;                  // a field (see filter.hpp); a leading '-' sorts descending;
                                      // empty = newest first
   int64_t limit = 0;                 // 0 = no limit
+  // The parameters to load into RunRow::params: nullopt = every one; a list, only those keys
+  // (a page showing a few columns of 1,000 runs need not read their 60,000 parameters).
+  std::optional<std::vector<std::string>> params;
 };
 
 struct RunRow {
@@ -41,6 +44,15 @@ struct RunRow {
 
 // Throws FilterError (bad --where or --sort) or store::StoreError (unknown run or sweep).
 std::vector<RunRow> select_runs(const store::Store& store, const RunSelection& selection);
+
+// Fills RunRow::params with the given keys (nullopt: every parameter).
+void load_params(const store::Store& store, std::vector<RunRow>& rows,
+                 const std::optional<std::vector<std::string>>& keys);
+
+// The parameters whose value is not the same in every row (a run lacking one differs), seeds
+// and execution settings aside, in key order: run_json.hpp's differing_params, counted by
+// SQLite from the params table, for rows selected without their parameters.
+std::vector<std::string> differing_params(const store::Store& store, const std::vector<RunRow>& rows);
 
 // Run duration in seconds from the ISO timestamps (NaN while running or when unparsable).
 double duration_seconds(const RunRow& row);

@@ -425,7 +425,11 @@ void Store::Close::operator()(sqlite3* db) const {
   sqlite3_close_v2(db);
 }
 
-Store::Store(const fs::path& path) : path_(path) {
+Store::Store(const fs::path& path, OpenMode mode) : path_(path) {
+  if (mode == OpenMode::read_only) {
+    open_read_only();
+    return;
+  }
   if (path_.has_parent_path()) {
     std::error_code ec;
     fs::create_directories(path_.parent_path(), ec);
@@ -470,6 +474,32 @@ Store::Store(const fs::path& path) : path_(path) {
     Statement ins(c, "INSERT INTO schema_version (version) VALUES (?)");
     ins.bind(1, latest_schema_version()).run();
   });
+}
+
+void Store::open_read_only() {
+  sqlite3* raw = nullptr;
+  // No SQLITE_OPEN_CREATE: a mistyped path is an error, not a new empty database.
+  int rc = sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  db_.reset(raw);
+  Conn c{db_.get(), &path_};
+  if (rc != SQLITE_OK) fail(c, rc, "opening read-only");
+  sqlite3_extended_result_codes(c.db, 1);
+  sqlite3_busy_timeout(c.db, kBusyTimeoutMs);
+  with_retry(c, [&] { exec(c, "PRAGMA query_only=ON"); });
+  // Readers are long-lived and read many runs' curves: a 64 MiB page cache (not 2) keeps them
+  // from reading the same pages again.
+  with_retry(c, [&] { exec(c, "PRAGMA cache_size=-65536"); });
+  const int current = with_retry(c, [&] {
+    Statement q(c, "SELECT MAX(version) FROM schema_version");
+    return q.step() && !q.is_null(0) ? static_cast<int>(q.int64(0)) : 0;
+  });
+  if (current != latest_schema_version()) {
+    throw StoreError(fmt::format("results store {}: database schema version {}, this program reads version {}{}",
+                                 path_.string(), current, latest_schema_version(),
+                                 current < latest_schema_version()
+                                     ? " (any writing command, e.g. `jepa runs --db PATH`, migrates it)"
+                                     : "; use a newer jepa"));
+  }
 }
 
 Store::~Store() = default;

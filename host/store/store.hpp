@@ -82,12 +82,17 @@ class Row {
   sqlite3_stmt* stmt_;
 };
 
+// read_only: for readers that must never change the database (`jepa ui`). The file must exist
+// and already have this program's schema; SQLite opens it read-only with query_only set, so even
+// a bug cannot write, and under WAL such a reader never blocks a training run or sweep writing.
+enum class OpenMode { read_write, read_only };
+
 class Store final : public Recorder {
  public:
   // Opens (creating folders and the file if needed) and migrates to the newest schema. Schema
   // creation and migration happen under an exclusive transaction so that many processes may
-  // open a fresh database at once.
-  explicit Store(const std::filesystem::path& path);
+  // open a fresh database at once. OpenMode::read_only creates and migrates nothing.
+  explicit Store(const std::filesystem::path& path, OpenMode mode = OpenMode::read_write);
   ~Store() override;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -172,6 +177,7 @@ class Store final : public Recorder {
   struct Close {
     void operator()(sqlite3* db) const;
   };
+  void open_read_only();
   std::filesystem::path path_;
   std::unique_ptr<sqlite3, Close> db_;
 };

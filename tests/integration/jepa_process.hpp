@@ -47,6 +47,20 @@ inline Result run_jepa(const std::string& args, const std::string& env = "") {
   return r;
 }
 
+// The address a server (`jepa ui`) printed to `out`: the first "http://..." word of a finished
+// line, waiting up to 20 s; "" when none came.
+inline std::string printed_url(const std::filesystem::path& out) {
+  for (int i = 0; i < 200; ++i) {
+    const std::string text = slurp(out);
+    const auto at = text.find("http://");
+    if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
+      return text.substr(at, text.find_first_of(" \n", at) - at);
+    }
+    ::usleep(100 * 1000);
+  }
+  return "";
+}
+
 inline bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }

@@ -2,6 +2,7 @@
 // user runs them. `jepa compare` output is checked against a golden file
 // (tests/golden/compare_lr_grid.txt; JEPA_UPDATE_GOLDEN=1 rewrites it after a deliberate change).
 #include "jepa_process.hpp"
+#include "lr_grid_db.hpp"
 #include "store/store.hpp"
 #include "temp_dir.hpp"
 
@@ -23,36 +24,7 @@ class ResultsCli : public ::testing::Test {
  protected:
   ResultsCli() : dir_("results_cli"), db_(dir_.path() / "results.db") {
     Store store(db_);
-    const int64_t sweep = store.create_sweep("lr-grid", "{}");
-    // Two learning rates, three and four seeds; a failed run; a run outside the sweep.
-    const struct {
-      const char* lr;
-      uint64_t seed;
-      double top1;
-      double loss;
-    } runs[] = {{"0.002", 0, 77.9, 0.21}, {"0.001", 0, 75.1, 0.25}, {"0.002", 1, 78.4, 0.2}, {"0.001", 1, 76.3, 0.24},
-                {"0.001", 2, 74.8, 0.26}, {"0.002", 2, 76.9, 0.22}, {"0.002", 3, 78.8, 0.19}};
-    for (const auto& r : runs) {
-      const std::string name = std::string("lr") + r.lr + "-s" + std::to_string(r.seed);
-      const int64_t id = store.create_run(name, "{\"run\": {}}", "grid.toml", r.seed);
-      store.set_run_sweep(id, sweep);
-      store.set_params(id, {{"optimization.lr", r.lr},
-                            {"run.seed", std::to_string(r.seed)},
-                            {"run.name", name},
-                            {"masking.strategy", "multiblock"}});
-      store.log_metrics(id, {{"train/loss", 10, 0.5, 1.8e9},
-                             {"train/loss", 20, r.loss, 1.8e9 + 1},
-                             {"probe/top1", 20, r.top1, 1.8e9 + 2}});
-      store.add_evaluation(id, {"probe", "top1", r.top1, 20, "{}"});
-      store.finish_run(id, RunStatus::completed);
-    }
-    const int64_t failed = store.create_run("lr0.004-s0", "{}", "grid.toml", 0);
-    store.set_run_sweep(failed, sweep);
-    store.set_params(failed, {{"optimization.lr", "0.004"}, {"run.seed", "0"}, {"masking.strategy", "multiblock"}});
-    store.log_metrics(failed, {{"train/loss", 10, std::numeric_limits<double>::quiet_NaN(), 1.8e9}});
-    store.finish_run(failed, RunStatus::failed, "diverged at step 10");
-    const int64_t other = store.create_run("o'brien; DROP TABLE runs", "{}", "x.toml", 0);
-    store.set_params(other, {{"optimization.lr", "0.001"}});
+    jepa_test::add_lr_grid_runs(store);
   }
 
   std::string db() const { return "--db '" + db_.string() + "'"; }

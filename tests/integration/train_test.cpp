@@ -2,6 +2,7 @@
 // images, the results store, checkpoints, exact resume, kills, divergence, export, bad configs.
 #include "jepa_process.hpp"
 #include "store/store.hpp"
+#include "tiny_experiment.hpp"
 
 #include <gtest/gtest.h>
 #include <png.h>
@@ -18,26 +19,9 @@ namespace fs = std::filesystem;
 using jepa_test::contains;
 using jepa_test::run_jepa;
 using jepa_test::slurp;
+using jepa_test::tiny_experiment;
 
 namespace {
-
-// 256 images, batch 16: 16 steps per epoch; a 7x7 patch grid and a 2-block ViT keep a step ~10 ms.
-std::string tiny_experiment(const fs::path& dir, int epochs) {
-  return "[run]\nseed = 3\nthreads = 2\n"
-         "[data]\ndataset = \"fashion_mnist\"\nimage_size = 28\nbatch_size = 16\nworkers = 1\nlimit_train = 256\n"
-         "[masking]\nstrategy = \"multiblock\"\n"
-         "[encoder]\nplugin = \"vit\"\n[encoder.params]\nsize = \"custom\"\nembed_dim = 32\ndepth = 2\n"
-         "num_heads = 2\nimg_size = 28\npatch_size = 4\nin_chans = 1\n"
-         "[predictor]\nplugin = \"vit_predictor\"\n[predictor.params]\nembed_dim = 16\ndepth = 1\n"
-         "[optimization]\nepochs = " +
-         std::to_string(epochs) +
-         "\nwarmup = 0.5\n"
-         "[checkpoint]\nevery = 4\ndir = \"" +
-         (dir / "runs").string() +
-         "\"\n"
-         "[logging]\nevery = 1\n"
-         "[[evaluation]]\nevaluator = \"linear_probe\"\nepochs = 2\nlimit_train = 512\nlimit_test = 256\n";
-}
 
 fs::path write_experiment(const fs::path& dir, int epochs, const std::string& name = "tiny.toml") {
   const fs::path file = dir / name;

@@ -500,3 +500,31 @@ TEST(StoreReopen, ResumedRunDropsMetricsPastItsCheckpoint) {
   }
   std::filesystem::remove_all(dir);
 }
+
+// jepa ui's reader: never creates, migrates or writes, even when asked to.
+TEST_F(StoreTest, ReadOnlyOpenReadsButNeverWrites) {
+  EXPECT_THROW(Store(db_path(), OpenMode::read_only), StoreError);
+  EXPECT_FALSE(fs::exists(db_path()));
+  {
+    Store writer(db_path());
+    const int64_t run = writer.create_run("r", "{}", "x.toml", 1);
+    writer.log_metrics(run, {{"train/loss", 1, 0.5, 1.8e9}});
+  }
+  Store reader(db_path(), OpenMode::read_only);
+  EXPECT_EQ(reader.find_run("r")->seed, 1u);
+  EXPECT_EQ(reader.metrics(1, "train/loss").size(), 1u);
+  EXPECT_THROW(reader.create_run("s", "{}", "x.toml", 1), StoreError);
+  EXPECT_THROW(reader.log_metrics(1, {{"train/loss", 2, 0.4, 1.8e9}}), StoreError);
+  EXPECT_THROW(reader.mark_stale_runs(0.0), StoreError);
+  // Meanwhile a writer keeps writing, and the reader sees it.
+  Store writer(db_path());
+  writer.log_metrics(1, {{"train/loss", 2, 0.4, 1.8e9}});
+  EXPECT_EQ(reader.metrics(1, "train/loss").size(), 2u);
+  // Not a results database: refused with the reason.
+  const fs::path other = dir_ / "other.db";
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(other.c_str(), &raw), SQLITE_OK);
+  sqlite3_exec(raw, "CREATE TABLE t (x)", nullptr, nullptr, nullptr);
+  sqlite3_close(raw);
+  EXPECT_THROW(Store(other, OpenMode::read_only), StoreError);
+}
