@@ -151,6 +151,16 @@ std::string best_text(const store::Store& store, int64_t sweep_id, const Pruning
 }
 
 // " | ETA 3m05s" from the mean duration of finished trials, `parallel` at a time.
+// The live summary: rewritten in place on a terminal, one line per change in a log.
+void print_status_line(bool tty, const std::string& line, std::string& last_line) {
+  if (tty) {
+    fmt::print(stderr, "\r\033[K{}", line);
+  } else if (line != last_line) {
+    fmt::print(stderr, "{}\n", line);
+  }
+  last_line = line;
+}
+
 std::string eta_text(const std::vector<double>& durations, int left, size_t parallel) {
   if (durations.empty() || left <= 0 || parallel == 0) return {};
   double mean = 0.0;
@@ -363,12 +373,7 @@ class Runner {
     const std::string line = fmt::format("[sweep {}] {}/{} done: {} completed, {} pruned, {} failed | {} running{}{}",
                                          name_, c.completed + c.pruned + c.failed, total_, c.completed, c.pruned,
                                          c.failed, running_.size(), best, eta);
-    if (tty_) {
-      fmt::print(stderr, "\r\033[K{}", line);
-    } else if (line != last_line_) {
-      fmt::print(stderr, "{}\n", line);
-    }
-    last_line_ = line;
+    print_status_line(tty_, line, last_line_);
   }
 
   store::Store& store_;
@@ -854,12 +859,7 @@ class SlurmRunner {
                     name_, c.completed + c.pruned + c.failed, total_, c.completed, c.pruned, c.failed, running,
                     static_cast<int>(active_.size()) - running, jobs.empty() ? "" : " (jobs " + join(jobs, " ") + ")",
                     best_text(store_, sweep_id_, pruning_), eta_text(durations_, left, parallel));
-    if (tty_) {
-      fmt::print(stderr, "\r\033[K{}", line);
-    } else if (line != last_line_) {
-      fmt::print(stderr, "{}\n", line);
-    }
-    last_line_ = line;
+    print_status_line(tty_, line, last_line_);
   }
 
   store::Store& store_;
