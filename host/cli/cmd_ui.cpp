@@ -1,5 +1,5 @@
 // `jepa ui`: the results database in the browser. Runs in the LibTorch-free front end; the masks
-// page alone asks jepa-engine.
+// page alone asks jepa-engine (one, started with the server and kept warm: ui/engine.hpp).
 #include "cli/commands.hpp"
 #include "store/store.hpp"
 #include "ui/engine.hpp"

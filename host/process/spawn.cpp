@@ -53,6 +53,9 @@ pid_t spawn_child(const ChildSpec& spec) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // dup2 clears close-on-exec on the copy, so pipes made with O_CLOEXEC reach the child only here.
+    if (spec.input_fd >= 0) ::dup2(spec.input_fd, STDIN_FILENO);
+    if (spec.reply_fd >= 0) ::dup2(spec.reply_fd, STDOUT_FILENO);
     if (!output.empty()) {
       const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {

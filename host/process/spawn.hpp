@@ -17,6 +17,8 @@ struct ChildSpec {
   std::vector<std::string> set;                       // "NAME=value" added to it
   std::optional<std::filesystem::path> output;        // stdout and stderr appended here; none: inherited
   std::optional<std::filesystem::path> error_output;  // stderr here instead, apart from stdout
+  int input_fd = -1;  // >= 0: the child's stdin (e.g. a pipe's read end); none: inherited
+  int reply_fd = -1;  // >= 0: the child's stdout before `output` applies (e.g. a pipe's write end)
 };
 
 // fork + execve. Everything is prepared before fork (only async-signal-safe calls run in the

@@ -6,6 +6,7 @@
 #include "lr_grid_db.hpp"
 #include "store/store.hpp"
 #include "temp_dir.hpp"
+#include "ui/engine.hpp"
 #include "ui/server.hpp"
 #include "ui/static_files.hpp"
 
@@ -565,3 +566,48 @@ TEST(UiCommand, WarnsWhenServingTheNetworkAndRefusesAMissingDatabase) {
 }
 
 }  // namespace
+
+// The masks page's engine stays warm: every request is answered by the same `jepa-engine
+// --serve` (a fresh one costs LibTorch's start-up per picture), answers exactly as `jepa masks`
+// does (exit status, errors), serves nothing but the read-only commands, and an engine that dies
+// is replaced by the next request.
+TEST(UiEngine, OneWarmEngineServesEveryRequestAndADeadOneIsReplaced) {
+  const jepa::ui::Engine engine(JEPA_ENGINE, {});
+  const pid_t first = engine.worker_pid();
+  ASSERT_GT(first, 0);
+  const std::vector<std::string> masks{"masks", "--strategy", "multiblock", "--grid", "8", "--batch", "2", "--json"};
+  for (int seed = 0; seed < 3; ++seed) {
+    auto args = masks;
+    args.insert(args.end(), {"--seed", std::to_string(seed)});
+    const auto r = engine.run(args, std::chrono::seconds(60), "masks.png");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(json::parse(r.out)["seed"], seed);
+    EXPECT_EQ(r.file.rfind("\x89PNG", 0), 0u);
+    EXPECT_EQ(engine.worker_pid(), first) << "request " << seed << " was not served by the warm engine";
+  }
+  auto r = engine.run({"masks", "--strategy", "nosuch"}, std::chrono::seconds(60));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown masking strategy 'nosuch'"), std::string::npos) << r.err;
+  r = engine.run({"run", "experiments/quickstart.toml"}, std::chrono::seconds(60));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("only `masks` and `plugins`"), std::string::npos) << r.err;
+  EXPECT_EQ(engine.worker_pid(), first);
+
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  for (int i = 0; i < 200 && engine.worker_pid() == first; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  r = engine.run(masks, std::chrono::seconds(60));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["strategy"], "multiblock");
+  const pid_t second = engine.worker_pid();
+  EXPECT_GT(second, 0);
+  EXPECT_NE(second, first);
+}
+
+TEST(UiEngine, AnEngineThatCannotStartIsAnErrorNotAHang) {
+  const jepa::ui::Engine engine("/nonexistent/jepa-engine", {});
+  const auto r = engine.run({"plugins", "--json"}, std::chrono::seconds(10));
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("/nonexistent/jepa-engine"), std::string::npos) << r.err;
+}
