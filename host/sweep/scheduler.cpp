@@ -25,6 +25,7 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
 namespace jepa::sweep {
@@ -491,7 +492,9 @@ class SlurmRunner {
     const Counts c = count_trials(store_, sweep_id_);
     fmt::print(stderr, "sweep {} (id {}): {} completed, {} pruned, {} failed, {} interrupted of {}{}\n", name_,
                sweep_id_, c.completed, c.pruned, c.failed, c.killed, total_,
-               interrupted ? fmt::format("; resume with: jepa sweep --resume {}", name_) : "");
+               interrupted    ? fmt::format("; resume with: jepa sweep --resume {}", name_)
+               : c.killed > 0 ? fmt::format("; KILLED trials continue with: jepa sweep --resume {}", name_)
+                              : std::string());
     if (!interrupted) fmt::print(stderr, "compare them: jepa compare --sweep {}\n", name_);
     return !interrupted;
   }
@@ -507,11 +510,17 @@ class SlurmRunner {
   };
 
   // A cancelled, timed-out or preempted job's processes get SIGTERM and KillWait seconds before
-  // SIGKILL: the trial may still be writing its checkpoint and its end when SLURM already
-  // reports the job's state. Its journal gets this long to show the end.
+  // SIGKILL, and so do those of a job whose node an administrator set DOWN (NODE_FAIL): the
+  // trial may still be writing its checkpoint and its end when SLURM already reports the job's
+  // state. Its journal gets this long to show the end, so that a job submitted again never
+  // starts beside the one still stopping (a node that really died just costs this wait).
   static constexpr double kEndGrace = 20.0;
+  // How often one host submits a trial again whose job was lost (node failure, preemption
+  // without requeue, a job SLURM forgot).
+  static constexpr int kMaxResubmissions = 3;
   static bool signalled_end(const std::string& state) {
-    return state == "CANCELLED" || state == "TIMEOUT" || state == "PREEMPTED" || state == "DEADLINE";
+    return state == "CANCELLED" || state == "TIMEOUT" || state == "PREEMPTED" || state == "DEADLINE" ||
+           state == "NODE_FAIL";
   }
 
   fs::path trial_dir(int64_t index) const { return shared_ / "trials" / fmt::format("{:03}", index); }
@@ -573,6 +582,20 @@ class SlurmRunner {
     if (jobs.empty()) return out;
     const auto r =
         slurm::run_command({"squeue", "-h", "-t", "all", "-j", join(jobs, ","), "-o", "%i|%T|%r|%j|%N"}, 30.0);
+    if (r.status != 0 && r.err.find("Invalid job id") != std::string::npos) {
+      // Asked about one job that SLURM no longer knows (purged after MinJobAge, or lost with the
+      // controller's state), squeue fails ("Invalid job id specified") rather than listing
+      // nothing; asked about several, it lists the known ones. So all of this user's jobs are
+      // listed, and those asked about kept: the others vanished.
+      const auto all = slurm::run_command({"squeue", "-h", "--me", "-t", "all", "-o", "%i|%T|%r|%j|%N"}, 30.0);
+      if (all.status == 0) {
+        const std::set<std::string> wanted(jobs.begin(), jobs.end());
+        for (auto& j : slurm::parse_squeue(all.out)) {
+          if (wanted.count(j.id) != 0) out[j.id] = j;
+        }
+        return out;
+      }
+    }
     if (r.status != 0) {
       // A controller that does not answer is not an answer about the jobs: ask again later.
       *ok = false;
@@ -791,22 +814,35 @@ class SlurmRunner {
                                                       info->reason, info->exit_code.empty() ? "?" : info->exit_code)
                                         : fmt::format("SLURM job {} vanished (SLURM no longer knows it)", a.job);
     const std::string why = fmt::format("{}; log {}: {}", slurm_says, log_of(index).string(), log_tail(log_of(index)));
-    bool resubmit = false;
     if (!t.run_id) return false;
+    // Lost rather than ended: the node died, the job was preempted without requeue, or SLURM
+    // forgot it. The trial continues from its checkpoint in a new job, at most
+    // kMaxResubmissions times; then it stays KILLED, with the reason saying so.
+    const bool lost = !info || state == "NODE_FAIL" || state == "PREEMPTED" || state == "BOOT_FAIL";
+    const bool may_resubmit = lost && !stopping_ && resubmitted_[index] < kMaxResubmissions;
+    const std::string limit =
+        lost && !stopping_ && !may_resubmit
+            ? fmt::format(
+                  " | not submitted again: its job was lost {} times ({} resubmissions, the most one host "
+                  "makes; `jepa sweep --resume {}` tries again)",
+                  kMaxResubmissions + 1, kMaxResubmissions, name_)
+            : std::string();
+    bool resubmit = false;
     if (t.status == store::RunStatus::running) {
       // The trial did not record its end: SLURM's word is all there is.
-      const bool lost = !info || state == "NODE_FAIL" || state == "PREEMPTED" || state == "BOOT_FAIL";
       const bool killed = lost || state == "TIMEOUT" || state == "CANCELLED" || state == "DEADLINE" || stopping_;
-      store_.finish_run(*t.run_id, killed ? store::RunStatus::killed : store::RunStatus::failed,
-                        state == "COMPLETED" ? "the trial's job ended without recording the run's end; " + why : why);
-      resubmit = lost && !stopping_ && ++resubmitted_[index] <= 3;
+      store_.finish_run(
+          *t.run_id, killed ? store::RunStatus::killed : store::RunStatus::failed,
+          (state == "COMPLETED" ? "the trial's job ended without recording the run's end; " + why : why) + limit);
+      resubmit = may_resubmit;
     } else if (t.status == store::RunStatus::killed || t.status == store::RunStatus::failed) {
       // The trial recorded why it stopped (a SIGTERM before the time limit, a scancel, an
       // error); SLURM's state says who stopped it.
-      store_.finish_run(*t.run_id, *t.status, t.reason + " | " + slurm_says);
-      resubmit = t.status == store::RunStatus::killed && (state == "NODE_FAIL" || state == "PREEMPTED") && !stopping_ &&
-                 ++resubmitted_[index] <= 3;
+      const bool killed = t.status == store::RunStatus::killed;
+      store_.finish_run(*t.run_id, *t.status, t.reason + " | " + slurm_says + (killed ? limit : std::string()));
+      resubmit = killed && may_resubmit;
     }
+    if (resubmit) ++resubmitted_[index];
     const auto after = trial(index);
     say(fmt::format("trial {:3}: {}{}{}", index, after.status ? store::status_name(*after.status) : "?",
                     after.reason.empty() ? "" : " - " + after.reason.substr(0, 300),

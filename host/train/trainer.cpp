@@ -401,6 +401,10 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
   Progress progress(options.progress && leader, total_steps, ipe, state.step, e.batch_size * world);
   const fs::path ckpt_path = leader ? checkpoint_path(e, *store_ptr, run_id) : fs::path();
   auto checkpoint = [&](int64_t epoch, int64_t batch_in_epoch) {
+    // The points logged up to this step first: a run resumed from this checkpoint starts after
+    // its step, so points still in the logger's buffer when the process dies (SIGKILL, a lost
+    // node) would be gone for good.
+    if (log) log->flush();
     state.epoch = epoch;
     state.batch_in_epoch = batch_in_epoch;
     const std::string sha256 = save_checkpoint(ckpt_path, state, *m.encoder, *m.target, *m.predictor, *optimizer);

@@ -81,6 +81,13 @@ class Slurm : public ::testing::Test {
   }
 
   void TearDown() override {
+    // A host that a failed assertion left running is ended first (it would poll forever).
+    for (const pid_t pid : hosts_) {
+      if (::waitpid(pid, nullptr, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
     if (!started_) return;
     shell("'" + std::string(JEPA_SOURCE_DIR) + "/tests/support/slurm_cluster.sh' stop '" + cluster_.string() +
           "' 2>&1");
@@ -118,10 +125,58 @@ class Slurm : public ::testing::Test {
     return dir_.path() / "sweeps" / std::to_string(sweep_id) / "trials" / name;
   }
 
+  // Until `done()` (checked every 100 ms, at most `seconds`); false when it never was.
+  template <typename Done>
+  static bool wait_for(Done done, double seconds) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return done();
+  }
+  // The job of trial `index` once it runs with a checkpoint and more than `points` train/loss
+  // points (a job not in `not_these`); "" when that did not happen within 90 s.
+  std::string training_job(const std::string& sweep, int64_t index, size_t points = 0,
+                           const std::set<std::string>& not_these = {}) {
+    std::string job;
+    wait_for(
+        [&] {
+          if (!fs::exists(db_)) return false;
+          const auto t = trials(sweep);
+          if (t.count(index) == 0) return false;
+          const auto& row = t.at(index);
+          if (row.job_state != "RUNNING" || row.run == 0 || not_these.count(row.job) != 0) return false;
+          Store store(db_);
+          if (!store.latest_artifact(row.run, "checkpoint") || store.metrics(row.run, "train/loss").size() <= points)
+            return false;
+          job = row.job;
+          return true;
+        },
+        90.0);
+    return job;
+  }
+  // The test cluster's one node, as an administrator sets it: "down reason=..." or "resume".
+  static int set_node(const std::string& how) {
+    return std::system(("scontrol update nodename=\"$(hostname -s)\" state=" + how).c_str());
+  }
+  // The trial's run has every train/loss point of `steps` steps logged every 20, each once.
+  void expect_every_point_once(int64_t run, int64_t steps) {
+    const auto loss = Store(db_).metrics(run, "train/loss");
+    std::string seen;
+    for (const auto& p : loss) seen += " " + std::to_string(p.step);
+    ASSERT_EQ(loss.size(), static_cast<size_t>(steps / 20)) << "steps:" << seen;
+    for (size_t k = 0; k < loss.size(); ++k) EXPECT_EQ(loss[k].step, static_cast<int64_t>(20 * (k + 1)));
+  }
+
+  // spawn_jepa (below), ended at TearDown if still running.
+  pid_t spawn_host(const std::vector<std::string>& args, const fs::path& log, const fs::path& path_first = {});
+
   jepa_test::TempDir dir_;
   fs::path db_;
   fs::path cluster_;
   bool started_ = false;
+  std::vector<pid_t> hosts_;
 };
 
 // Starts `jepa ARGS` without waiting; returns its pid. `path_first`: a folder searched before
@@ -141,6 +196,11 @@ pid_t spawn_jepa(const std::vector<std::string>& args, const fs::path& log, cons
     _exit(127);
   }
   return pid;
+}
+
+pid_t Slurm::spawn_host(const std::vector<std::string>& args, const fs::path& log, const fs::path& path_first) {
+  hosts_.push_back(spawn_jepa(args, log, path_first));
+  return hosts_.back();
 }
 
 size_t count_of(const std::string& text, const std::string& part) {
@@ -531,6 +591,250 @@ poll_seconds = 0.3
   EXPECT_EQ(store.params(t.at(0).run).at("distributed.world_size"), "2");
   EXPECT_EQ(store.metrics(t.at(0).run, "train/loss").size(), 6u);
   EXPECT_TRUE(contains(slurp(trial_dir(1, 0) / "job.sh"), "srun --kill-on-bad-exit=1 --nodes=1 --ntasks=2"));
+}
+
+// A trial that continues in a new job: short enough for the suite, long enough (about 8 s of
+// training here) to be hit while it trains.
+constexpr int64_t kResumableSteps = 2400;
+const char* const kResumableTrial = R"(
+[sweep]
+launcher = "slurm"
+[sweep.params]
+"optimization.epochs" = [80]
+"optimization.max_steps" = [2400]
+"logging.every" = [20]
+"checkpoint.every" = [80]
+)";
+
+TEST_F(Slurm, LostNodeEndsTheAttemptKilledAndANewJobContinuesFromItsCheckpoint) {
+  // requeue = false: SLURM ends a job whose node goes DOWN as NODE_FAIL (with --requeue, its
+  // default here, SLURM requeues it under the same id instead, as in RequeuedJob... above).
+  const auto file = write("lost.toml", std::string(kResumableTrial) + R"(
+[sweep.slurm]
+requeue = false
+poll_seconds = 0.3
+)");
+  const fs::path log = dir_.path() / "host.log";
+  const pid_t host = spawn_host({"sweep", file.string(), "--db", db_.string()}, log);
+  const std::string first = training_job("lost", 0);
+  ASSERT_FALSE(first.empty()) << slurp(log);
+  // As an administrator does when a node dies: SLURM kills its jobs (SIGTERM, then SIGKILL after
+  // KillWait) and ends them NODE_FAIL, reason NodeDown. The node stays DOWN until resumed
+  // (ReturnToService=1), so the trial's new job waits in the queue meanwhile.
+  ASSERT_EQ(set_node("down reason=jepa-test-node-lost"), 0);
+  std::string second;
+  const bool again = wait_for(
+      [&] {
+        second = trials("lost").at(0).job;
+        return second != first && second != "submitting" && !second.empty();
+      },
+      60.0);
+  EXPECT_EQ(shell("squeue -h -j " + second + " -o %T | tr -d '\\n'"), "PENDING");
+  ASSERT_EQ(set_node("resume"), 0);
+  ASSERT_TRUE(again) << slurp(log);
+  int status = 0;
+  waitpid(host, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(log);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << slurp(log);
+
+  const std::string host_log = slurp(log);
+  // The lost attempt: KILLED with SLURM's state, reason and exit code, and submitted again once.
+  EXPECT_TRUE(contains(host_log, "trial   0: KILLED - interrupted by signal 15")) << host_log;
+  EXPECT_TRUE(contains(host_log, "SLURM job " + first + " NODE_FAIL (reason NodeDown, exit code")) << host_log;
+  EXPECT_EQ(count_of(host_log, "(submitting it again, to continue from its checkpoint)"), 1u) << host_log;
+  const auto t = trials("lost");
+  EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason << host_log;
+  EXPECT_EQ(t.at(0).job, second);
+  EXPECT_EQ(t.at(0).job_state, "COMPLETED");
+  const std::string slurm_log = slurp(trial_dir(1, 0) / "slurm.log");
+  EXPECT_EQ(count_of(slurm_log, "jepa sweep: job "), 2u) << slurm_log;
+  EXPECT_TRUE(contains(slurm_log, "DUE TO NODE FAILURE")) << slurm_log;  // slurmstepd's word, in the log
+  EXPECT_TRUE(contains(slurm_log, "resuming run")) << slurm_log;         // from its checkpoint
+  expect_every_point_once(t.at(0).run, kResumableSteps);
+  EXPECT_EQ(count_of(slurp(trial_dir(1, 0) / "journal.jsonl"), "\"op\":\"create_run\""), 1u);
+}
+
+TEST_F(Slurm, PreemptedJobWithoutRequeueIsSubmittedAgainAndContinues) {
+  // The test cluster preempts as many sites do (PreemptType=preempt/partition_prio,
+  // PreemptMode=CANCEL): a job of the higher-tier partition "urgent" cancels the trial's job,
+  // which ends PREEMPTED although it asked for --requeue.
+  const auto file = write("preempt.toml", std::string(kResumableTrial) + R"(
+[sweep.slurm]
+poll_seconds = 0.3
+)");
+  const fs::path log = dir_.path() / "host.log";
+  const pid_t host = spawn_host({"sweep", file.string(), "--db", db_.string()}, log);
+  const std::string first = training_job("preempt", 0);
+  ASSERT_FALSE(first.empty()) << slurp(log);
+  const std::string urgent =
+      shell("sbatch --parsable -p urgent --exclusive -o /dev/null --wrap 'sleep 2' | tr -d '\\n'");
+  ASSERT_FALSE(urgent.empty());
+  int status = 0;
+  waitpid(host, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(log);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << slurp(log);
+
+  const std::string host_log = slurp(log);
+  EXPECT_TRUE(contains(host_log, "SLURM job " + first + " PREEMPTED (reason")) << host_log;
+  EXPECT_EQ(count_of(host_log, "(submitting it again, to continue from its checkpoint)"), 1u) << host_log;
+  const auto t = trials("preempt");
+  EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason << host_log;
+  EXPECT_NE(t.at(0).job, first);
+  const std::string slurm_log = slurp(trial_dir(1, 0) / "slurm.log");
+  EXPECT_EQ(count_of(slurm_log, "jepa sweep: job "), 2u) << slurm_log;
+  EXPECT_TRUE(contains(slurm_log, "DUE TO PREEMPTION")) << slurm_log;
+  EXPECT_TRUE(contains(slurm_log, "resuming run")) << slurm_log;
+  expect_every_point_once(t.at(0).run, kResumableSteps);
+  EXPECT_EQ(shell("squeue -h -t all -j " + urgent + " -o %T | tr -d '\\n'"), "COMPLETED");
+}
+
+TEST_F(Slurm, VanishedJobIsResumedFromItsLastCheckpointByTheHostAndOnResume) {
+  // SLURM forgetting a job (purged after MinJobAge while no host watched, or lost with the
+  // controller's state) is played by a squeue that answers for the jobs listed in `forgotten`
+  // exactly as the real one does for a job id it never had ("Invalid job id specified" when
+  // asked about it alone). The forgotten jobs really end: the first is cancelled (its trial
+  // checkpoints and records KILLED on SIGTERM), the second's processes get SIGKILL, so that its
+  // trial records no end and only its periodic checkpoints and journal are left.
+  const fs::path bin = dir_.path() / "bin";
+  fs::create_directories(bin);
+  const std::string real = shell("command -v squeue | tr -d '\\n'");
+  ASSERT_FALSE(real.empty());
+  const fs::path forgotten = dir_.path() / "forgotten";
+  std::ofstream(forgotten).flush();
+  {
+    std::ofstream out(bin / "squeue");
+    out << "#!/bin/bash\n"
+        << "args=()\nprev=\n"
+        << "for a in \"$@\"; do\n"
+        << "  b=$a\n"
+        << "  if [ \"$prev\" = -j ]; then\n"
+        << "    b=$(printf '%s\\n' \"$a\" | tr , '\\n' | grep -vxF -f '" << forgotten.string() << "' | paste -sd, -)\n"
+        << "    b=${b:-4000000}\n"  // a job id the test cluster never had
+        << "  fi\n"
+        << "  args+=(\"$b\")\n  prev=$a\n"
+        << "done\n"
+        << "'" << real << "' \"${args[@]}\" | grep -v -f <(sed 's/.*/^&|/' '" << forgotten.string() << "')\n"
+        << "exit ${PIPESTATUS[0]}\n";
+  }
+  fs::permissions(bin / "squeue", fs::perms::owner_all);
+  const auto forget = [&](const std::string& job, bool sigkill) {
+    std::ofstream(forgotten, std::ios::app) << job << "\n";
+    if (!sigkill) return std::system(("scancel " + job).c_str());
+    const std::string pids =
+        shell("scontrol listpids " + job + " | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {printf \"%s \", $1}'");
+    return pids.empty() ? -1 : std::system(("kill -9 " + pids).c_str());
+  };
+  const auto file = write("vanish.toml", std::string(kResumableTrial) + R"(
+[sweep.slurm]
+poll_seconds = 0.3
+)");
+  const fs::path log = dir_.path() / "host.log";
+
+  // While the host watches: three polls in a row without the job, and it is submitted again.
+  pid_t host = spawn_host({"sweep", file.string(), "--db", db_.string()}, log, bin);
+  const std::string first = training_job("vanish", 0);
+  ASSERT_FALSE(first.empty()) << slurp(log);
+  ASSERT_EQ(forget(first, false), 0);
+  // Submitted again (the host took in the first job's journal before), the new job trains past
+  // the points the first one had: then the host is killed -9, and that job is lost while no host
+  // runs.
+  ASSERT_TRUE(wait_for(
+      [&] {
+        const auto job = trials("vanish").at(0).job;
+        return job != first && job != "submitting";
+      },
+      30.0))
+      << slurp(log);
+  const size_t had = Store(db_).metrics(trials("vanish").at(0).run, "train/loss").size();
+  const std::string second = training_job("vanish", 0, had, {first});
+  ASSERT_FALSE(second.empty()) << slurp(log);
+  ::kill(host, SIGKILL);
+  int status = 0;
+  waitpid(host, &status, 0);
+  ASSERT_EQ(forget(second, true), 0);
+  EXPECT_EQ(shell("'" + (bin / "squeue").string() + "' -h -j " + second + " 2>&1"),
+            "slurm_load_jobs error: Invalid job id specified\n");
+
+  // --resume: the host asks SLURM about the job, which no longer knows it: resumed from its
+  // last checkpoint in a third job.
+  host = spawn_host({"sweep", "--resume", "vanish", "--db", db_.string()}, log, bin);
+  waitpid(host, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(log);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << slurp(log);
+
+  const std::string host_log = slurp(log);
+  // The cancelled one: the trial's own reason, then SLURM's word; the killed one: SLURM's only.
+  EXPECT_TRUE(contains(host_log, "SLURM job " + first + " vanished (SLURM no longer knows it) (submitting it again"))
+      << host_log;
+  EXPECT_TRUE(
+      contains(host_log, "trial   0: KILLED - SLURM job " + second + " vanished (SLURM no longer knows it); log"))
+      << host_log;
+  EXPECT_EQ(count_of(host_log, "(submitting it again, to continue from its checkpoint)"), 2u) << host_log;
+  const auto t = trials("vanish");
+  EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason << host_log;
+  EXPECT_NE(t.at(0).job, first);
+  EXPECT_NE(t.at(0).job, second);
+  const std::string slurm_log = slurp(trial_dir(1, 0) / "slurm.log");
+  EXPECT_EQ(count_of(slurm_log, "jepa sweep: job "), 3u) << slurm_log;
+  EXPECT_EQ(count_of(slurm_log, "resuming run"), 2u) << slurm_log;
+  expect_every_point_once(t.at(0).run, kResumableSteps);
+  EXPECT_EQ(count_of(slurp(trial_dir(1, 0) / "journal.jsonl"), "\"op\":\"create_run\""), 1u);
+}
+
+TEST_F(Slurm, TrialLostFourTimesStaysKilledAfterThreeResubmissions) {
+  const auto file = write("flaky.toml", R"(
+[sweep]
+launcher = "slurm"
+[sweep.params]
+"optimization.epochs" = [10000]
+"optimization.max_steps" = [1000000]
+[sweep.slurm]
+requeue = false
+poll_seconds = 0.3
+)");
+  const fs::path log = dir_.path() / "host.log";
+  const pid_t host = spawn_host({"sweep", file.string(), "--db", db_.string()}, log);
+  std::set<std::string> jobs;
+  std::string last;
+  int status = 0;
+  bool host_ended = false;
+  for (int loss = 0; loss < 4; ++loss) {
+    // Each job is lost once it trains (past the points the last one had).
+    size_t had = 0;
+    if (loss > 0) had = Store(db_).metrics(trials("flaky").at(0).run, "train/loss").size();
+    const std::string job = training_job("flaky", 0, had, jobs);
+    ASSERT_FALSE(job.empty()) << "loss " << loss << ": " << slurp(log);
+    jobs.insert(job);
+    last = job;
+    ASSERT_EQ(set_node("down reason=jepa-test-flaky-node"), 0);
+    // Until the host submitted the trial again, or (the fourth time) gave up on it and ended.
+    wait_for(
+        [&] {
+          if (waitpid(host, &status, WNOHANG) == host) host_ended = true;
+          const auto t = trials("flaky");
+          return host_ended || (t.at(0).job != job && t.at(0).job != "submitting");
+        },
+        60.0);
+    ASSERT_EQ(set_node("resume"), 0);
+    if (host_ended) break;
+  }
+  if (!host_ended) waitpid(host, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(log);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << slurp(log);
+
+  const std::string host_log = slurp(log);
+  EXPECT_EQ(jobs.size(), 4u) << host_log;
+  EXPECT_EQ(count_of(host_log, "(submitting it again, to continue from its checkpoint)"), 3u) << host_log;
+  const auto t = trials("flaky");
+  EXPECT_EQ(t.at(0).status, "KILLED") << t.at(0).reason;
+  EXPECT_EQ(t.at(0).job, last);
+  EXPECT_EQ(t.at(0).job_state, "NODE_FAIL");
+  EXPECT_TRUE(contains(t.at(0).reason, "NODE_FAIL (reason NodeDown")) << t.at(0).reason;
+  EXPECT_TRUE(contains(t.at(0).reason, "not submitted again: its job was lost 4 times (3 resubmissions"))
+      << t.at(0).reason;
+  EXPECT_TRUE(contains(host_log, "KILLED trials continue with: jepa sweep --resume flaky")) << host_log;
+  EXPECT_EQ(count_of(slurp(trial_dir(1, 0) / "slurm.log"), "jepa sweep: job "), 4u);
+  EXPECT_EQ(shell("squeue -h -t PENDING,RUNNING -o %i"), "");
 }
 
 }  // namespace

@@ -56,6 +56,8 @@ start() {
   host=$(hostname -s)
   mem=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
   mem=$((mem * 95 / 100))
+  # Preemption as many sites configure it: a job of the higher-tier partition "urgent" cancels
+  # (PreemptMode=CANCEL, no requeue) the jobs of "debug" it needs the CPUs of.
   # cred_expire: how long a requeued job waits before it may start again (default 120 s), and a
   # step credential's lifetime; 10 s is plenty on one node.
   cat > "$conf" << EOF
@@ -85,12 +87,15 @@ SelectTypeParameters=CR_Core
 SchedulerParameters=batch_sched_delay=0
 MpiDefault=none
 SwitchType=switch/none
-ReturnToService=2
+ReturnToService=1
 SlurmdParameters=config_overrides
 MinJobAge=600
 KillWait=5
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=$host MaxTime=INFINITE State=UP PriorityTier=2
 EOF
   # Not under nice: jobs would inherit it.
   slurmctld -f "$conf"
