@@ -98,6 +98,12 @@ class Slurm : public ::testing::Test {
     std::ofstream(p) << kBase << text;
     return p;
   }
+  // A folder for a stand-in of one of SLURM's commands (searched before PATH); returns the real
+  // command's path, which the stand-in passes requests on to.
+  static std::string stand_in_folder(const fs::path& bin, const std::string& command) {
+    fs::create_directories(bin);
+    return shell("command -v " + command + " | tr -d '\\n'");
+  }
   std::string db() const { return "--db '" + db_.string() + "'"; }
   std::string plugins() const { return "--plugin-path '" + std::string(JEPA_FIXTURE_DIR) + "/crash'"; }
 
@@ -510,8 +516,7 @@ TEST_F(Slurm, HostKilledWhileSbatchRunsFindsTheJobByNameOrSubmitsItOnce) {
   // is killed -9 while the trial is "submitting". First it has not passed the job on to SLURM,
   // then (the second host) it has. SLURM's own sbatch answers --version, which the host asks.
   const fs::path bin = dir_.path() / "bin";
-  fs::create_directories(bin);
-  const std::string real = shell("command -v sbatch | tr -d '\\n'");
+  const std::string real = stand_in_folder(bin, "sbatch");
   ASSERT_FALSE(real.empty());
   const fs::path hung = dir_.path() / "sbatch.pid";
   const fs::path submit = dir_.path() / "submit-first";
@@ -696,8 +701,7 @@ TEST_F(Slurm, VanishedJobIsResumedFromItsLastCheckpointByTheHostAndOnResume) {
   // checkpoints and records KILLED on SIGTERM), the second's processes get SIGKILL, so that its
   // trial records no end and only its periodic checkpoints and journal are left.
   const fs::path bin = dir_.path() / "bin";
-  fs::create_directories(bin);
-  const std::string real = shell("command -v squeue | tr -d '\\n'");
+  const std::string real = stand_in_folder(bin, "squeue");
   ASSERT_FALSE(real.empty());
   const fs::path forgotten = dir_.path() / "forgotten";
   std::ofstream(forgotten).flush();
