@@ -148,7 +148,8 @@ pid_t start_long_job(Launch& launch, const fs::path& dir, int timeout_s) {
 namespace {
 
 struct Tolerance {
-  double loss_rtol;  // |loss_a - loss_b| <= loss_rtol * |loss_b| at every step
+  double first_loss_rtol;  // step 1, from the same initial weights: |loss_a - loss_b| <= rtol * |loss_b|
+  double loss_rtol;        // every later step, whose weights differ by up to the weights' bound
   double rtol;       // every weight: |a - b| <= atol + rtol * |b|
   double atol;
 };
@@ -174,7 +175,10 @@ void check_two_ranks_match_one(const std::string& precision, const std::string& 
   const auto lb = losses(db, 2);
   ASSERT_EQ(la.size(), 20u);
   ASSERT_EQ(lb.size(), 20u);
-  for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(la[i], lb[i], tol.loss_rtol * std::abs(lb[i])) << "step " << i + 1;
+  for (size_t i = 0; i < la.size(); ++i) {
+    const double rtol = i == 0 ? tol.first_loss_rtol : tol.loss_rtol;
+    EXPECT_NEAR(la[i], lb[i], rtol * std::abs(lb[i])) << "step " << i + 1;
+  }
   EXPECT_GT(la.front() - la.back(), 0.01) << "the losses must move for the comparison to mean anything";
 
   // And the weights after them, of all three models.
@@ -197,17 +201,19 @@ void check_two_ranks_match_one(const std::string& precision, const std::string& 
 
 // fp32: the same sums in another order, so the same numbers to fp32 rounding.
 TEST(DataParallel, TwoRanksOfBMatchOneProcessOf2B) {
-  check_two_ranks_match_one("fp32", "", {1e-5, 1e-4, 1e-5});
+  check_two_ranks_match_one("fp32", "", {1e-5, 1e-5, 1e-4, 1e-5});
 }
 
 // bf16: a matrix product over 16 rows and one over 32 accumulate in another order, and a last-bit
-// difference in fp32 can round a bf16 activation to its neighbour, 2^-8 apart. So the losses may
-// differ by up to bf16's unit roundoff (2^-9, about 2e-3) relative; measured: 1.3e-4 at worst over
-// the 20 steps. Adam turns any gradient into a step of about lr (0.002 here), so a weight may drift
-// by a fraction of lr per step where roundings differ; the bound is two steps' worth (0.004 plus
-// 1%); measured: 0.0013 at worst (fp32: 6e-8). Bugs in the averaging move weights by far more.
+// difference in fp32 can round a bf16 activation to its neighbour, 2^-8 apart. So the first step's
+// losses, from the same weights, may differ by up to bf16's unit roundoff (2^-9, about 2e-3)
+// relative. Adam turns any gradient into a step of about lr (0.002 here), so a weight may drift by a
+// fraction of lr per step where roundings differ; the bound is two steps' worth (0.004 plus 1%);
+// measured: 0.0013 at worst (fp32: 6e-8). Later losses come from those drifted weights, so they get
+// the weights' 1%: CI's CPU measured 2.6e-3 relative by step 12 (a bf16-native one 1.3e-4), with
+// the weights inside their bound. Bugs in the averaging move weights by far more.
 TEST(DataParallel, TwoRanksOfBMatchOneProcessOf2BInBf16) {
-  check_two_ranks_match_one("bf16", "JEPA_CPU_BF16=1", {2e-3, 1e-2, 4e-3});
+  check_two_ranks_match_one("bf16", "JEPA_CPU_BF16=1", {2e-3, 1e-2, 1e-2, 4e-3});
 }
 
 TEST(DataParallel, PerRankMasksDifferBetweenRanksAndResumeIsExactWithTheSameRanks) {
