@@ -842,8 +842,14 @@ class SlurmRunner {
       store_.finish_run(*t.run_id, *t.status, t.reason + " | " + slurm_says + (killed ? limit : std::string()));
       resubmit = killed && may_resubmit;
     }
-    if (resubmit) ++resubmitted_[index];
     const auto after = trial(index);
+    if (resubmit) {
+      ++resubmitted_[index];
+      // The new job clears the run's reason when it continues the run; what ended this attempt
+      // stays in the run's environment, which `jepa show` and the ui's run page list.
+      store_.set_environment(*t.run_id,
+                             {{fmt::format("slurm.lost_attempt.{}", resubmitted_[index]), after.reason}});
+    }
     say(fmt::format("trial {:3}: {}{}{}", index, after.status ? store::status_name(*after.status) : "?",
                     after.reason.empty() ? "" : " - " + after.reason.substr(0, 300),
                     resubmit ? " (submitting it again, to continue from its checkpoint)" : ""));

@@ -125,6 +125,12 @@ class Slurm : public ::testing::Test {
         });
     return out;
   }
+  // What ended lost attempt `n` of a resubmitted run (empty when there was none).
+  std::string lost_attempt(int64_t run, int n) {
+    const auto env = Store(db_).environment(run);
+    const auto it = env.find("slurm.lost_attempt." + std::to_string(n));
+    return it == env.end() ? std::string() : it->second;
+  }
   fs::path trial_dir(int64_t sweep_id, int64_t index) const {
     char name[16];
     std::snprintf(name, sizeof name, "%03lld", static_cast<long long>(index));
@@ -651,6 +657,10 @@ poll_seconds = 0.3
   EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason << host_log;
   EXPECT_EQ(t.at(0).job, second);
   EXPECT_EQ(t.at(0).job_state, "COMPLETED");
+  // The completed run keeps what ended its first attempt, in the database, not only in the log.
+  const std::string lost = lost_attempt(t.at(0).run, 1);
+  EXPECT_TRUE(contains(lost, "SLURM job " + first + " NODE_FAIL (reason NodeDown")) << lost;
+  EXPECT_TRUE(lost_attempt(t.at(0).run, 2).empty());
   const std::string slurm_log = slurp(trial_dir(1, 0) / "slurm.log");
   EXPECT_EQ(count_of(slurm_log, "jepa sweep: job "), 2u) << slurm_log;
   EXPECT_TRUE(contains(slurm_log, "DUE TO NODE FAILURE")) << slurm_log;  // slurmstepd's word, in the log
@@ -685,6 +695,7 @@ poll_seconds = 0.3
   const auto t = trials("preempt");
   EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason << host_log;
   EXPECT_NE(t.at(0).job, first);
+  EXPECT_TRUE(contains(lost_attempt(t.at(0).run, 1), "SLURM job " + first + " PREEMPTED")) << lost_attempt(t.at(0).run, 1);
   const std::string slurm_log = slurp(trial_dir(1, 0) / "slurm.log");
   EXPECT_EQ(count_of(slurm_log, "jepa sweep: job "), 2u) << slurm_log;
   EXPECT_TRUE(contains(slurm_log, "DUE TO PREEMPTION")) << slurm_log;
@@ -799,6 +810,7 @@ poll_seconds = 0.3
   const fs::path log = dir_.path() / "host.log";
   const pid_t host = spawn_host({"sweep", file.string(), "--db", db_.string()}, log);
   std::set<std::string> jobs;
+  std::vector<std::string> in_order;
   std::string last;
   int status = 0;
   bool host_ended = false;
@@ -809,6 +821,7 @@ poll_seconds = 0.3
     const std::string job = training_job("flaky", 0, had, jobs);
     ASSERT_FALSE(job.empty()) << "loss " << loss << ": " << slurp(log);
     jobs.insert(job);
+    in_order.push_back(job);
     last = job;
     ASSERT_EQ(set_node("down reason=jepa-test-flaky-node"), 0);
     // Until the host submitted the trial again, or (the fourth time) gave up on it and ended.
@@ -836,6 +849,11 @@ poll_seconds = 0.3
   EXPECT_TRUE(contains(t.at(0).reason, "NODE_FAIL (reason NodeDown")) << t.at(0).reason;
   EXPECT_TRUE(contains(t.at(0).reason, "not submitted again: its job was lost 4 times (3 resubmissions"))
       << t.at(0).reason;
+  for (int n = 1; n <= 3; ++n) {
+    EXPECT_TRUE(contains(lost_attempt(t.at(0).run, n), "SLURM job " + in_order.at(n - 1) + " NODE_FAIL"))
+        << n << ": " << lost_attempt(t.at(0).run, n);
+  }
+  EXPECT_TRUE(lost_attempt(t.at(0).run, 4).empty()) << "the last loss is the run's own reason";
   EXPECT_TRUE(contains(host_log, "KILLED trials continue with: jepa sweep --resume flaky")) << host_log;
   EXPECT_EQ(count_of(slurp(trial_dir(1, 0) / "slurm.log"), "jepa sweep: job "), 4u);
   EXPECT_EQ(shell("squeue -h -t PENDING,RUNNING -o %i"), "");

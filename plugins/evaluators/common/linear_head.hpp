@@ -41,6 +41,11 @@ class LinearHead {
     opt_->step();
   }
 
+  // The learning rate of the steps that follow (a schedule sets it before each step).
+  void set_lr(double lr) {
+    for (auto& group : opt_->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+  }
+
   // Top-1 accuracy in percent.
   double accuracy(const torch::Tensor& x, const torch::Tensor& y) const {
     torch::NoGradGuard no_grad;
