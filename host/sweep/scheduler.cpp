@@ -847,8 +847,7 @@ class SlurmRunner {
       ++resubmitted_[index];
       // The new job clears the run's reason when it continues the run; what ended this attempt
       // stays in the run's environment, which `jepa show` and the ui's run page list.
-      store_.set_environment(*t.run_id,
-                             {{fmt::format("slurm.lost_attempt.{}", resubmitted_[index]), after.reason}});
+      store_.set_environment(*t.run_id, {{fmt::format("slurm.lost_attempt.{}", resubmitted_[index]), after.reason}});
     }
     say(fmt::format("trial {:3}: {}{}{}", index, after.status ? store::status_name(*after.status) : "?",
                     after.reason.empty() ? "" : " - " + after.reason.substr(0, 300),

@@ -150,7 +150,7 @@ namespace {
 struct Tolerance {
   double first_loss_rtol;  // step 1, from the same initial weights: |loss_a - loss_b| <= rtol * |loss_b|
   double loss_rtol;        // every later step, whose weights differ by up to the weights' bound
-  double rtol;       // every weight: |a - b| <= atol + rtol * |b|
+  double rtol;             // every weight: |a - b| <= atol + rtol * |b|
   double atol;
 };
 

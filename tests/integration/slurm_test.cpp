@@ -695,7 +695,8 @@ poll_seconds = 0.3
   const auto t = trials("preempt");
   EXPECT_EQ(t.at(0).status, "COMPLETED") << t.at(0).reason << host_log;
   EXPECT_NE(t.at(0).job, first);
-  EXPECT_TRUE(contains(lost_attempt(t.at(0).run, 1), "SLURM job " + first + " PREEMPTED")) << lost_attempt(t.at(0).run, 1);
+  EXPECT_TRUE(contains(lost_attempt(t.at(0).run, 1), "SLURM job " + first + " PREEMPTED"))
+      << lost_attempt(t.at(0).run, 1);
   const std::string slurm_log = slurp(trial_dir(1, 0) / "slurm.log");
   EXPECT_EQ(count_of(slurm_log, "jepa sweep: job "), 2u) << slurm_log;
   EXPECT_TRUE(contains(slurm_log, "DUE TO PREEMPTION")) << slurm_log;
