@@ -335,7 +335,7 @@ Command add_eval_command(CLI::App& parent, const GlobalOptions& global) {
       "Examples:\n"
       "  jepa eval 3 --evaluator linear_probe\n"
       "  jepa eval 3 --evaluator linear_probe --set last_layers=4 --set limit_train=20000\n"
-      "  jepa eval 3 --evaluator linear_probe --set pool_grid=4 --baselines   # a readout beside its baselines\n"
+      "  jepa eval 3 --evaluator linear_probe --set pool_grid=3 --baselines   # a readout beside its baselines\n"
       "Results are recorded with the run (evaluations table, and metrics as <evaluator>/<metric>).");
   return {sub, [&global, o] { return run_eval(global, *o); }};
 }
