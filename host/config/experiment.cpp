@@ -15,6 +15,9 @@
 //                              #   elsewhere; bf16 on a CPU without it is an error. Evaluators'
 //                              #   feature extraction follows it; their classifiers stay fp32.
 //                              #   The choice and its reason go to the run's environment
+//   tf32 = true                # fp32 matrix products on CUDA use TF32 tensor cores (torch's
+//                              #   float32_matmul_precision "high"); false = true fp32 ("highest"),
+//                              #   several times slower. Recorded in the run's environment
 //
 //   [data]
 //   dataset = "fashion_mnist"  # fashion_mnist | image_folder
@@ -74,6 +77,9 @@
 //                              #   same steps as one process with N*b
 //   timeout = 300              # seconds a collective waits for the others before the run FAILS
 //   leader_timeout = 3600      # seconds the others wait for rank 0's evaluations and checkpoints
+//   peer_timeout = 20          # seconds without a heartbeat from a rank (stopped, hung machine, lost
+//                              #   store) before every rank ends the run naming it, whatever the
+//                              #   collective timeout (NCCL's kernels wait for a stuck peer forever)
 //   bucket_mb = 25             # gradients per all-reduce, started while backward runs (DDP's bucket_cap_mb)
 //
 //   [[evaluation]]             # any number of these, run in order
@@ -298,7 +304,8 @@ const std::vector<HostSection>& host_sections() {
                   key("device", &E::device, "auto (CUDA when available), cpu or cuda").one_of({"auto", "cpu", "cuda"}),
                   key("precision", &E::precision,
                       "auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32 or bf16 (autocast)")
-                      .one_of({"auto", "fp32", "bf16"})}});
+                      .one_of({"auto", "fp32", "bf16"}),
+                  key("tf32", &E::tf32, "fp32 matrix products on CUDA in TF32 (false: true fp32, slower)")}});
     s.push_back(
         {"data",
          {key("dataset", &E::dataset, "fashion_mnist or image_folder").one_of({"fashion_mnist", "image_folder"}),
@@ -328,18 +335,21 @@ const std::vector<HostSection>& host_sections() {
                   key("dir", &E::checkpoint_dir,
                       "each run writes <dir>/<run id>/; \"\" = runs/ next to the results database")}});
     s.push_back({"logging", {key("every", &E::log_every, "steps between metric rows").at_least(1)}});
-    s.push_back({"distributed",
-                 {key("backend", &E::dist_backend, "auto (NCCL on CUDA when built with it, else Gloo), gloo or nccl")
-                      .one_of({"auto", "gloo", "nccl"}),
-                  key("masks", &E::dist_masks,
-                      "per_rank (each rank draws its own, as upstream) or global (one draw for the global batch)")
-                      .one_of({"per_rank", "global"}),
-                  key("timeout", &E::dist_timeout, "seconds a collective waits for the other ranks").above(0),
-                  key("leader_timeout", &E::dist_leader_timeout,
-                      "seconds the other ranks wait for rank 0's evaluations and checkpoints")
-                      .above(0),
-                  key("bucket_mb", &E::dist_bucket_mb, "MB of gradients per all-reduce bucket (DDP's bucket_cap_mb)")
-                      .above(0)}});
+    s.push_back(
+        {"distributed",
+         {key("backend", &E::dist_backend, "auto (NCCL on CUDA when built with it, else Gloo), gloo or nccl")
+              .one_of({"auto", "gloo", "nccl"}),
+          key("masks", &E::dist_masks,
+              "per_rank (each rank draws its own, as upstream) or global (one draw for the global batch)")
+              .one_of({"per_rank", "global"}),
+          key("timeout", &E::dist_timeout, "seconds a collective waits for the other ranks").above(0),
+          key("leader_timeout", &E::dist_leader_timeout,
+              "seconds the other ranks wait for rank 0's evaluations and checkpoints")
+              .above(0),
+          key("bucket_mb", &E::dist_bucket_mb, "MB of gradients per all-reduce bucket (DDP's bucket_cap_mb)").above(0),
+          key("peer_timeout", &E::dist_peer_timeout,
+              "seconds without a heartbeat from a rank before the run ends naming it")
+              .above(0)}});
     return s;
   }();
   return sections;

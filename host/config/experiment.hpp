@@ -62,6 +62,7 @@ struct Experiment {
   int threads = 0;                 // CPU threads for LibTorch; 0 = every core
   std::string device = "auto";     // "auto" (CUDA when available), "cpu", "cuda"
   std::string precision = "auto";  // "auto" (bf16 where native), "fp32", "bf16"
+  bool tf32 = true;                // fp32 matrix products on CUDA in TF32
 
   // [data]
   std::string dataset = "fashion_mnist";  // "fashion_mnist" or "image_folder"
@@ -106,6 +107,7 @@ struct Experiment {
   double dist_timeout = 300;            // seconds a collective waits for the other ranks
   double dist_leader_timeout = 3600;    // seconds the others wait for rank 0's evaluations and checkpoints
   double dist_bucket_mb = 25;           // gradients per all-reduce bucket, as DDP's bucket_cap_mb
+  double dist_peer_timeout = 20;        // seconds without a heartbeat from a rank before the run ends
 
   // [[evaluation]] evaluator = "<id>", every, at_end, stop_when, plus its parameters inline
   std::vector<EvaluationChoice> evaluators;

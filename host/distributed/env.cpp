@@ -144,6 +144,22 @@ std::string first_slurm_host(const std::string& nodelist) {
   return host;
 }
 
+int cuda_device_for_rank(int local_rank, int visible_devices, const char* cuda_visible_devices) {
+  const std::string visible =
+      cuda_visible_devices == nullptr ? std::string("unset") : fmt::format("\"{}\"", cuda_visible_devices);
+  if (visible_devices <= 0) {
+    throw EnvError(fmt::format("local rank {} wants a CUDA device, but none is visible (CUDA_VISIBLE_DEVICES {})",
+                               local_rank, visible));
+  }
+  if (visible_devices == 1) return 0;
+  if (local_rank >= 0 && local_rank < visible_devices) return local_rank;
+  throw EnvError(fmt::format(
+      "local rank {} (LOCAL_RANK or SLURM_LOCALID) has no GPU of its own: this process sees {} CUDA devices "
+      "(CUDA_VISIBLE_DEVICES {}); start at most {} ranks per machine, or give each task one GPU "
+      "(srun --gpus-per-task 1)",
+      local_rank, visible_devices, visible, visible_devices));
+}
+
 int slurm_port(const std::string& job_id) {
   int64_t id = 0;
   for (char c : job_id) {

@@ -43,6 +43,14 @@ std::optional<DistEnv> read_env();  // the process environment
 // The first host of a SLURM node list: "node[03-05,07],gpu1" -> "node03".
 std::string first_slurm_host(const std::string& nodelist);
 
+// The CUDA device a rank trains on, as an index among the devices this process sees. One visible
+// device is this rank's whatever its local rank (SLURM `--gpus-per-task` and `--gpu-bind` give each
+// task its own GPU as device 0); with several, the local rank picks (torchrun, `jepa run --nproc`).
+// EnvError naming CUDA_VISIBLE_DEVICES, LOCAL_RANK and the count when the local rank has no device
+// of its own (more ranks on a machine than visible GPUs), instead of "invalid device ordinal".
+// `cuda_visible_devices` is the variable's value (nullptr when unset), for the message.
+int cuda_device_for_rank(int local_rank, int visible_devices, const char* cuda_visible_devices);
+
 // The port every task of a SLURM job agrees on when MASTER_PORT is not set: 15000 + the
 // job id modulo 20000, as several launchers do.
 int slurm_port(const std::string& job_id);

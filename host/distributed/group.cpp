@@ -13,8 +13,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -92,6 +95,24 @@ struct Group::Impl {
   std::string backend;
   std::string host;
   c10::Device scalar_device{c10::kCPU};  // where small all-reduces live (CUDA for NCCL)
+
+  // The heartbeat thread (watch_peers), with a store connection of its own: a c10d store client
+  // is not shared between threads.
+  std::thread monitor;
+  std::mutex monitor_mutex;
+  std::condition_variable monitor_cv;
+  bool monitor_stop = false;
+
+  void stop_monitor() {
+    if (!monitor.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(monitor_mutex);
+      monitor_stop = true;
+    }
+    monitor_cv.notify_all();
+    monitor.join();
+  }
+  ~Impl() { stop_monitor(); }
 };
 
 Group::Group(const DistEnv& env, GroupOptions options)
@@ -102,7 +123,7 @@ Group::Group(const DistEnv& env, GroupOptions options)
   o.waitWorkers = false;
   o.timeout = options_.timeout;
   try {
-    impl_->tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+    impl_->tcp = make_tcp_store(env.master_addr, o);
   } catch (const std::exception& ex) {
     throw PeerError(fmt::format("rank {}: cannot {} the rendezvous store at {}:{} (launched by {}): {}", env.rank,
                                 o.isServer ? "listen for" : "reach", env.master_addr, env.master_port, env.launcher,
@@ -129,7 +150,20 @@ Group::Group(const DistEnv& env, GroupOptions options)
   }
 }
 
-Group::~Group() = default;
+Group::~Group() {
+  // Shut down explicitly, while CUDA and the store still exist: LibTorch 2.4+ otherwise warns that
+  // the process group was not destroyed, and NCCL's communicators can hang the exit.
+#if defined(JEPA_WITH_NCCL) && TORCH_VERSION_MAJOR >= 2
+  if (impl_->backend == "nccl") {
+    try {
+      static_cast<c10d::ProcessGroupNCCL*>(impl_->pg.get())->shutdown();
+    } catch (const std::exception& ex) {
+      fmt::print(stderr, "warning: rank {}: shutting down NCCL: {}\n", rank(), first_line(ex.what()));
+    }
+  }
+#endif
+  impl_->pg.reset();
+}
 
 std::string Group::backend() const {
   return impl_->backend;
@@ -157,9 +191,18 @@ void Group::start(c10::Device device, const std::string& backend, std::chrono::m
     if (nccl) {
 #ifdef JEPA_WITH_NCCL
       if (!device.is_cuda()) throw std::runtime_error("[distributed] backend = \"nccl\" needs CUDA: the run is on CPU");
+      if (!device.has_index()) throw std::logic_error("Group::start: a CUDA device without an index");
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = options_.timeout;
-      impl_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(pg_store, rank(), size(), o);
+      auto nccl_pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(pg_store, rank(), size(), o);
+#if TORCH_VERSION_MAJOR >= 2
+      // Bound to this rank's GPU (the caller made it the current device first) and connected now:
+      // a rank that cannot reach the others fails here, naming the step "creating the process
+      // group", not at the first all-reduce inside backward.
+      nccl_pg->setBoundDeviceId(device);
+      nccl_pg->eagerConnectSingleDevice(device);
+#endif
+      impl_->pg = std::move(nccl_pg);
       impl_->backend = "nccl";
       impl_->scalar_device = device;
       return;
@@ -308,14 +351,15 @@ void GradientReducer::finish() {
   }
 }
 
-double Group::mean(double value, int64_t step) {
-  std::vector<at::Tensor> io{at::full({1}, value, at::TensorOptions().dtype(at::kDouble).device(impl_->scalar_device))};
+at::Tensor Group::mean(const at::Tensor& value, int64_t step) {
+  const c10::Device where = value.device();
+  std::vector<at::Tensor> io{value.reshape({1}).to(impl_->scalar_device, /*non_blocking=*/false, /*copy=*/true)};
   try {
-    impl_->pg->allreduce(io)->wait();
+    impl_->pg->allreduce(io)->wait();  // NCCL: the current stream waits, not the host
   } catch (const std::exception& ex) {
     fail("averaging the loss", step, ex.what());
   }
-  return io[0].item<double>() / size();
+  return (io[0] / size()).reshape({}).to(where);
 }
 
 int64_t Group::any_flags(int64_t flags, int64_t step) {
@@ -397,6 +441,97 @@ void Group::report_failure(const std::string& reason) noexcept {
   } catch (...) {
     // The store may be what failed; the others learn of it from the broken connection.
   }
+}
+
+void Group::watch_peers(std::chrono::milliseconds stall, std::function<void(const std::string&)> on_lost) {
+  if (size() < 2 || impl_->monitor.joinable()) return;
+  c10d::TCPStoreOptions o = tcp_store_options();
+  o.port = static_cast<uint16_t>(env_.master_port);
+  o.isServer = false;
+  o.waitWorkers = false;
+  // Every store call of the heartbeat answers within this, or the store counts as lost.
+  o.timeout = std::min<std::chrono::milliseconds>(stall, std::chrono::seconds(10));
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    store = c10::make_intrusive<c10d::PrefixStore>(key_prefix(), make_tcp_store(env_.master_addr, o));
+  } catch (const std::exception& ex) {
+    fail("starting the heartbeat", 0, ex.what());
+  }
+  impl_->monitor = std::thread([this, store, stall, on_lost = std::move(on_lost)] {
+    const auto period = std::chrono::milliseconds(std::min<int64_t>(1000, std::max<int64_t>(50, stall.count() / 4)));
+    std::vector<int64_t> beats(static_cast<size_t>(size()), -1);
+    std::vector<Clock::time_point> heard(static_cast<size_t>(size()), Clock::now());
+    std::string lost;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(impl_->monitor_mutex);
+        if (impl_->monitor_cv.wait_for(lock, period, [&] { return impl_->monitor_stop; })) return;
+      }
+      try {
+        store->add(fmt::format("alive/{}", rank()), 1);
+        for (int r = 0; r < size() && lost.empty(); ++r) {
+          if (r == rank()) continue;
+          const int64_t beat = store->add(fmt::format("alive/{}", r), 0);
+          const auto now = Clock::now();
+          if (beat != beats[static_cast<size_t>(r)]) {
+            beats[static_cast<size_t>(r)] = beat;
+            heard[static_cast<size_t>(r)] = now;
+            continue;
+          }
+          if (now - heard[static_cast<size_t>(r)] < stall) continue;
+          if (store->check({fmt::format("finished/{}", r)})) continue;  // done training: silence is fine
+          std::string how = "has not answered";
+          if (store->check({fmt::format("pid/{}", r), fmt::format("host/{}", r)}) &&
+              to_text(store->get(fmt::format("host/{}", r))) == impl_->host) {
+            const long pid = std::stol(to_text(store->get(fmt::format("pid/{}", r))));
+            const char state = process_state(pid);
+            how = state == 'T' || state == 't' ? fmt::format("(pid {}) is stopped and has not answered", pid)
+                  : state == '\0' || state == 'Z' || state == 'X'
+                      ? fmt::format("(pid {}) died and has not answered", pid)
+                      : fmt::format("(pid {}) has not answered", pid);
+          }
+          const std::string last =
+              store->check({fmt::format("step/{}", r)})
+                  ? fmt::format(" (last at step {})", to_text(store->get(fmt::format("step/{}", r))))
+                  : std::string();
+          lost = fmt::format(
+              "rank {} {} for {:.0f} s{} ([distributed] peer_timeout)", r, how,
+              seconds(std::chrono::duration_cast<std::chrono::milliseconds>(now - heard[static_cast<size_t>(r)])),
+              last);
+        }
+      } catch (const std::exception& ex) {
+        lost = rank() == 0 || env_.agent_store
+                   ? fmt::format("the rendezvous store does not answer ({})", first_line(ex.what()))
+                   : fmt::format("rank 0's rendezvous store does not answer (rank 0 stopped, ended or died: {})",
+                                 first_line(ex.what()));
+      }
+      if (lost.empty()) continue;
+      fmt::print(stderr, "rank {}: {}: ending this rank\n", rank(), lost);
+      try {
+        store->set(fmt::format("error/{}", rank()), to_bytes("failed: " + lost));
+      } catch (const std::exception&) {
+        // The store may be what was lost.
+      }
+      try {
+        if (on_lost) on_lost(lost);
+      } catch (const std::exception& ex) {
+        fmt::print(stderr, "rank {}: could not record the loss: {}\n", rank(), first_line(ex.what()));
+      }
+      // The training thread may sit in a collective or a CUDA synchronisation that never returns.
+      std::fflush(stderr);
+      std::_Exit(3);
+    }
+  });
+}
+
+void Group::stop_watching() noexcept {
+  if (!impl_->monitor.joinable()) return;
+  try {
+    publish(fmt::format("finished/{}", rank()), "1");
+  } catch (const std::exception&) {
+    // Rank 0's store may be gone already at the very end; nobody is left to watch then.
+  }
+  impl_->stop_monitor();
 }
 
 void Group::fail(const std::string& what, int64_t step, const std::string& detail) {

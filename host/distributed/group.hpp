@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -58,8 +59,9 @@ class Group {
   // backend and collective timeout.
   void start(c10::Device device, const std::string& backend, std::chrono::milliseconds timeout);
 
-  // Mean over ranks of one number per rank (the logged loss), in float64.
-  double mean(double value, int64_t step);
+  // Mean over ranks of a scalar tensor per rank (the logged loss, float64), on the tensor's own
+  // device: with NCCL the all-reduce is queued on the current stream and nothing waits on the host.
+  at::Tensor mean(const at::Tensor& value, int64_t step);
   // Bitwise-or of small flags over ranks (stop requests): every rank gets the same answer.
   int64_t any_flags(int64_t flags, int64_t step);
   // Rank 0's values into every rank's tensors, in place.
@@ -74,6 +76,17 @@ class Group {
   void mark_step(int64_t step);
   // Best effort: tells the others why this rank is about to stop ("failed: <reason>").
   void report_failure(const std::string& reason) noexcept;
+
+  // Starts a heartbeat thread: every second this rank says it is alive through the store and
+  // checks that every other rank did within `stall`. A rank that stops answering (SIGSTOP, a hung
+  // machine, a lost store) is otherwise seen only when a collective times out, and with NCCL not
+  // even then by the host, whose thread sits in a CUDA synchronisation while the kernel spins.
+  // On such a loss the thread prints why, reports it, calls `on_lost(reason)` (rank 0 records the
+  // run as FAILED there) and ends the process with status 3; the launcher then stops the others.
+  void watch_peers(std::chrono::milliseconds stall, std::function<void(const std::string&)> on_lost);
+  // This rank has finished training: the others stop expecting its heartbeat (rank 0 may
+  // evaluate alone for long after the others have ended), and this rank stops watching them.
+  void stop_watching() noexcept;
 
  private:
   friend class GradientReducer;

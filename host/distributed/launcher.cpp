@@ -46,7 +46,7 @@ int launch_local(const LaunchOptions& o) {
   so.port = 0;  // any free port: several local jobs must not collide
   so.isServer = true;
   so.waitWorkers = false;
-  auto tcp = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", so);
+  auto tcp = make_tcp_store("127.0.0.1", so);
   const int port = tcp->getPort();
   auto store = c10::make_intrusive<c10d::PrefixStore>(key_prefix(), tcp);
 

@@ -45,6 +45,7 @@ sdk::MaskSample MaskingStrategy::sample(const sdk::MaskRequest& request) {
   req.step = request.step;
   jepa_mask_result res{};
   jepa_error error{};
+  std::lock_guard<std::mutex> lock(*sampling_);  // held until the plugin's result is copied out
   if (api_->sample(instance_.get(), &req, &res, &error) != 0) {
     throw PluginError(fmt::format("{}: sample failed: {}", label_, error.message));
   }

@@ -8,6 +8,7 @@
 #include <jepa/sdk/masking.hpp>
 
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -35,6 +36,8 @@ class MaskingStrategy {
   // `params` must be complete and checked (see config::resolve_params).
   MaskingStrategy(const ComponentInfo& component, const ParamSet& params);
 
+  // May be called from several threads (the trainer samples ahead of the step): calls are
+  // serialised, because the SDK does not ask plugins to be thread-safe.
   sdk::MaskSample sample(const sdk::MaskRequest& request);
   // "masking 'multiblock' (plugin masking-multiblock)": a copy, valid after the registry is gone.
   const std::string& label() const { return label_; }
@@ -49,6 +52,7 @@ class MaskingStrategy {
   std::unique_ptr<void, Destroy> instance_;
   const jepa_masking_api* api_;
   std::string label_;
+  std::unique_ptr<std::mutex> sampling_ = std::make_unique<std::mutex>();
 };
 
 }  // namespace jepa::loader

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -188,7 +189,8 @@ class Runner {
     experiment_ = spec_json.value("experiment", std::string());
     pruning_ = s.pruning;
     const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-    slots_ = plan_slots(s, gpus, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    slots_ = plan_slots(s, gpus, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
+                        std::getenv("CUDA_VISIBLE_DEVICES"));
     busy_.assign(slots_.size(), false);
     log_dir_ = (options.db.has_parent_path() ? options.db.parent_path() : fs::path(".")) / "sweeps" /
                std::to_string(sweep_id) / "logs";
@@ -941,7 +943,34 @@ std::vector<Trial> validated_trials(const SweepSpec& spec, const loader::Registr
 
 }  // namespace
 
-std::vector<Slot> plan_slots(const SweepSpec& spec, int visible_gpus, int cores) {
+std::vector<std::string> visible_device_ids(const char* value, int visible_gpus) {
+  std::vector<std::string> ids;
+  if (value == nullptr) {
+    for (int i = 0; i < visible_gpus; ++i) ids.push_back(std::to_string(i));
+    return ids;
+  }
+  const std::string text(value);
+  size_t start = 0;
+  while (start <= text.size() && static_cast<int>(ids.size()) < visible_gpus) {
+    const size_t comma = text.find(',', start);
+    std::string id = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    id.erase(0, id.find_first_not_of(" \t"));
+    id.erase(id.find_last_not_of(" \t") + 1);
+    if (!id.empty()) ids.push_back(id);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (static_cast<int>(ids.size()) < visible_gpus) {
+    throw SweepError(
+        fmt::format("CUDA_VISIBLE_DEVICES=\"{}\" names {} device(s), but CUDA shows {}: cannot tell which "
+                    "GPUs the trials may use",
+                    text, ids.size(), visible_gpus));
+  }
+  return ids;
+}
+
+std::vector<Slot> plan_slots(const SweepSpec& spec, int visible_gpus, int cores, const char* host_visible_devices) {
+  const std::vector<std::string> physical = visible_device_ids(host_visible_devices, visible_gpus);
   std::vector<Slot> slots;
   std::vector<int> gpus;
   if (spec.devices == "auto") {
@@ -971,7 +1000,7 @@ std::vector<Slot> plan_slots(const SweepSpec& spec, int visible_gpus, int cores)
     }
     for (size_t g = 0; g + per <= gpus.size(); g += per) {
       std::vector<std::string> ids;
-      for (size_t k = g; k < g + per; ++k) ids.push_back(std::to_string(gpus[k]));
+      for (size_t k = g; k < g + per; ++k) ids.push_back(physical[static_cast<size_t>(gpus[k])]);
       for (int64_t share = 0; share < std::max<int64_t>(1, spec.trials_per_gpu); ++share) {
         slots.push_back({join(ids, ","), threads, "gpu " + join(ids, ","), static_cast<int>(per)});
       }
@@ -1004,7 +1033,8 @@ void describe_sweep(const fs::path& file, const loader::Registry& registry) {
     fmt::print("sbatch {}\n", join(args, " "));
   } else {
     const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-    const auto slots = plan_slots(spec, gpus, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    const auto slots = plan_slots(spec, gpus, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
+                                  std::getenv("CUDA_VISIBLE_DEVICES"));
     std::vector<std::string> labels;
     for (const auto& s : slots) labels.push_back(s.label);
     fmt::print("slots: {} ({} thread{} per trial)\n", join(labels, ", "), spec.threads_per_trial,

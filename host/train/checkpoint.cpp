@@ -79,7 +79,7 @@ std::string save_checkpoint(const fs::path& path, const CheckpointState& s, sdk:
 }
 
 CheckpointState load_checkpoint(const fs::path& path, sdk::Encoder& encoder, sdk::Encoder& target,
-                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer,
+                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer, c10::Device device,
                                 const std::string& expected_sha256, const std::string& owner) {
   if (!fs::exists(path)) throw CheckpointError(fmt::format("checkpoint {} does not exist", path.string()));
   if (!expected_sha256.empty()) {
@@ -93,7 +93,7 @@ CheckpointState load_checkpoint(const fs::path& path, sdk::Encoder& encoder, sdk
   }
   try {
     torch::serialize::InputArchive in;
-    in.load_from(path.string());
+    in.load_from(path.string(), device);
     CheckpointState s;
     if (read_int(in, "format") != 1) throw CheckpointError("unknown checkpoint format");
     s.step = read_int(in, "step");

@@ -42,8 +42,12 @@ std::string save_checkpoint(const std::filesystem::path& path, const CheckpointS
 // recorded when it was written) the file is hashed first and a mismatch throws CheckpointDamaged
 // naming `owner` ("run 3"), the file and both digests, before anything is read into the models.
 // Without one (checkpoints recorded before digests were) it loads unverified.
+// Every tensor is read onto `device`, the run's own (upstream's map_location), whatever device
+// wrote it: a checkpoint written on cuda:0 loads on a CPU-only machine, and each rank of an N-GPU
+// run reads it onto its own GPU. Read onto another device than the live parameters', LibTorch
+// would re-point them to the file's device instead of copying into them.
 CheckpointState load_checkpoint(const std::filesystem::path& path, sdk::Encoder& encoder, sdk::Encoder& target,
-                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer,
+                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer, c10::Device device,
                                 const std::string& expected_sha256 = "", const std::string& owner = "");
 
 // Writes {encoder, predictor, target_encoder} state dicts (plus epoch, loss, batch_size,

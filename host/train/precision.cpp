@@ -117,4 +117,10 @@ PrecisionChoice stored_precision(const std::string& stored, bool cuda, const Cpu
   return {Precision::bf16, "bf16: the precision the run started in"};
 }
 
+MatmulPrecision choose_matmul_precision(bool cuda, bool tf32) {
+  if (!cuda) return {"highest", "fp32 matrix products in fp32 (CPU)"};
+  if (!tf32) return {"highest", "fp32 matrix products in true fp32: [run] tf32 = false"};
+  return {"high", "fp32 matrix products in TF32 on CUDA ([run] tf32 = true)"};
+}
+
 }  // namespace jepa::train

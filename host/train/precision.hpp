@@ -41,4 +41,15 @@ PrecisionChoice choose_precision(const std::string& setting, bool cuda, const Cp
 // bf16 on a CPU without native bf16 throws config::ConfigError, as choose_precision does.
 PrecisionChoice stored_precision(const std::string& stored, bool cuda, const CpuBf16& cpu);
 
+// How fp32 matrix products run on this run's device, as torch's float32_matmul_precision:
+// "high" (TF32 tensor cores) on CUDA unless [run] tf32 = false, "highest" (true fp32) otherwise.
+// CUDA's default is true fp32, about 7x slower than TF32 on an H100/H200; bf16 autocast leaves
+// only the fp32 parts (layer norms, loss, optimizer, EMA) to it. `reason` goes to the run's
+// environment beside the precision.
+struct MatmulPrecision {
+  std::string setting;  // "high" | "highest"
+  std::string reason;
+};
+MatmulPrecision choose_matmul_precision(bool cuda, bool tf32);
+
 }  // namespace jepa::train

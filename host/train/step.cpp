@@ -6,17 +6,25 @@
 #include <torch/torch.h>
 #include <jepa/sdk/tensor_masks.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 namespace jepa::train {
 
 namespace {
 
-std::vector<torch::Tensor> index_tensors(const std::vector<int64_t>& flat, int blocks, int batch, int length,
-                                         torch::Device device) {
-  const auto all = torch::tensor(flat, torch::kLong).view({blocks, batch, length}).to(device);
+// [blocks, batch, length] on the CPU; pinned for a CUDA run, so that the copy to the device is
+// asynchronous (from pageable memory CUDA copies synchronously whatever non_blocking says).
+torch::Tensor host_indices(const std::vector<int64_t>& flat, int blocks, int batch, int length, bool pinned) {
+  auto out = torch::empty({blocks, batch, length}, torch::TensorOptions().dtype(torch::kLong).pinned_memory(pinned));
+  std::copy(flat.begin(), flat.end(), out.data_ptr<int64_t>());
+  return out;
+}
+
+std::vector<torch::Tensor> per_block(const torch::Tensor& host, torch::Device device) {
+  const auto all = host.to(device, /*non_blocking=*/true);
   std::vector<torch::Tensor> out;
-  for (int b = 0; b < blocks; ++b) out.push_back(all[b]);
+  for (int64_t b = 0; b < all.size(0); ++b) out.push_back(all[b]);
   return out;
 }
 
@@ -54,6 +62,17 @@ TrainStep::TrainStep(Models& models, torch::optim::AdamW& optimizer, loader::Mas
   if (parallel_.group != nullptr && parallel_.group->size() > 1) {
     reducer_ = std::make_unique<dist::GradientReducer>(*parallel_.group, trained_params_, parallel_.bucket_bytes);
   }
+  first_nonfinite_ = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device_));
+}
+
+StepMasks TrainStep::prepare_masks(int batch, int64_t it) {
+  StepMasks m;
+  m.sample = masks(batch, it);
+  const auto& s = m.sample;
+  const bool pinned = device_.is_cuda();
+  m.context = host_indices(s.context, s.context_blocks, batch, s.context_length, pinned);
+  m.target = host_indices(s.target, s.target_blocks, batch, s.target_length, pinned);
+  return m;
 }
 
 sdk::MaskSample TrainStep::masks(int batch, int64_t it) {
@@ -87,14 +106,19 @@ sdk::MaskSample TrainStep::masks(int batch, int64_t it) {
   return mine;
 }
 
-StepForward TrainStep::forward(const torch::Tensor& batch_images, int64_t it) {
+StepForward TrainStep::forward(const torch::Tensor& batch_images, int64_t it, const StepMasks* prepared) {
   StepForward f;
   const auto B = static_cast<int>(batch_images.size(0));
-  const auto s = masks(B, it);
+  const StepMasks sampled = prepared != nullptr ? StepMasks{} : prepare_masks(B, it);
+  const StepMasks& m = prepared != nullptr ? *prepared : sampled;
+  const auto& s = m.sample;
+  if (s.batch_size != B) {
+    throw std::logic_error(fmt::format("masks for {} images given to a batch of {}", s.batch_size, B));
+  }
   f.context_length = s.context_length;
   f.target_length = s.target_length;
-  const auto ctx = index_tensors(s.context, s.context_blocks, B, s.context_length, device_);
-  const auto tgt = index_tensors(s.target, s.target_blocks, B, s.target_length, device_);
+  const auto ctx = per_block(m.context, device_);
+  const auto tgt = per_block(m.target, device_);
   const auto images = batch_images.to(device_, /*non_blocking=*/true);
 
   torch::Tensor h;
@@ -117,21 +141,17 @@ StepForward TrainStep::forward(const torch::Tensor& batch_images, int64_t it) {
   return f;
 }
 
-StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it) {
+StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it, const StepMasks* masks) {
   StepResult r;
   // Upstream advances its schedulers before the step, counting from 1.
   r.lr = schedules_.lr_at(it + 1);
   r.weight_decay = schedules_.weight_decay_at(it + 1);
   set_schedule(optimizer_, r.lr, r.weight_decay);
 
-  const StepForward f = forward(batch_images, it);
+  const StepForward f = forward(batch_images, it, masks);
   r.context_length = f.context_length;
   r.target_length = f.target_length;
   const torch::Tensor& loss = f.loss;
-  r.loss = loss.item<double>();
-  dist::Group* group = parallel_.group;
-  if (group != nullptr) r.loss = group->mean(r.loss, it + 1);  // NaN on one rank is NaN on all
-  if (!std::isfinite(r.loss)) throw DivergedError(fmt::format("diverged at step {}", it + 1));
   optimizer_.zero_grad();
   if (reducer_) reducer_->prepare(it + 1);
   loss.backward();  // the reducer's hooks start the gradient all-reduces as backward goes
@@ -143,7 +163,22 @@ StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it) {
   torch::NoGradGuard no_grad;
   torch::_foreach_mul_(target_params_, r.momentum);
   torch::_foreach_add_(target_params_, online_params_, 1.0 - r.momentum);
+
+  // The loss as every rank will read it, kept on the device: with NCCL the all-reduce is queued
+  // on the stream, and nothing here waits for it. NaN on one rank is NaN in the mean of all.
+  r.loss_value = loss.detach().to(torch::kFloat64);
+  if (parallel_.group != nullptr && parallel_.group->size() > 1) {
+    r.loss_value = parallel_.group->mean(r.loss_value, it + 1);
+  }
+  first_nonfinite_.masked_fill_(first_nonfinite_.lt(0).logical_and(r.loss_value.isfinite().logical_not()), it + 1);
   return r;
+}
+
+void TrainStep::read(StepResult& r) {
+  const auto both = torch::stack({r.loss_value.reshape({}), first_nonfinite_.to(torch::kFloat64)}).cpu();
+  r.loss = both[0].item<double>();
+  const auto first = static_cast<int64_t>(both[1].item<double>());
+  if (first >= 0) throw DivergedError(fmt::format("diverged at step {}", first));
 }
 
 }  // namespace jepa::train

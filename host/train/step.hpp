@@ -22,7 +22,10 @@ struct DivergedError : std::runtime_error {
 };
 
 struct StepResult {
-  double loss = 0;
+  // The loss stays on the device until read() (a host-device synchronisation): the trainer reads
+  // it on logging steps on CUDA, every step on the CPU where reading costs nothing.
+  torch::Tensor loss_value;  // scalar; the mean over ranks with several
+  double loss = 0;           // set by TrainStep::read()
   double lr = 0;
   double weight_decay = 0;
   double momentum = 0;
@@ -38,6 +41,15 @@ struct DataParallel {
   // which the loader deals out as DistributedSampler: image i of rank r is row r + world * i.
   bool global_masks = false;
   int64_t bucket_bytes = 25 << 20;  // gradients per all-reduce
+};
+
+// A batch's masks made ready off the training thread (TrainStep::prepare_masks, called ahead of
+// the step by the prefetcher): the sample and its index tensors [blocks, B, length] on the CPU, in
+// pinned memory when the run is on CUDA so that their copies do not block.
+struct StepMasks {
+  sdk::MaskSample sample;
+  torch::Tensor context;
+  torch::Tensor target;
 };
 
 // The forward half of a step: what the loss is made of.
@@ -57,18 +69,26 @@ class TrainStep {
 
   // bf16: both forward passes run under bf16 autocast (upstream's use_bfloat16) while the
   // weights, the optimizer state, the target's layer norm, the loss and the EMA stay fp32.
-  // images [B, C, H, W] on any device; `it` is the 0-based iteration. Throws DivergedError on a
-  // non-finite loss (before it touches the weights). With several ranks the loss is the mean over
-  // ranks (so every rank takes the same decision) and gradients are averaged before the update;
-  // a peer that fails throws dist::PeerError.
-  StepResult run(const torch::Tensor& images, int64_t it);
+  // images [B, C, H, W] on any device (copied without blocking when pinned); `it` is the 0-based
+  // iteration; `masks` as prepare_masks(B, it) made them, or sampled here when null. Nothing in
+  // the step waits for the device: the loss is read later by read(), after the update, as
+  // upstream's float(loss). With several ranks gradients are averaged during backward and the
+  // loss is averaged over ranks on the device; a peer that fails throws dist::PeerError.
+  StepResult run(const torch::Tensor& images, int64_t it, const StepMasks* masks = nullptr);
+
+  // Reads the step's loss to the host (one synchronisation). Throws DivergedError naming the
+  // first step whose loss was not finite, even when that step was not read itself (the device
+  // keeps it); every rank reads the same averaged loss, so every rank throws at the same read.
+  void read(StepResult& r);
 
   // The forward passes and the loss of iteration `it`, as run() computes them, without touching
   // the schedules, the gradients or the weights.
-  StepForward forward(const torch::Tensor& images, int64_t it);
+  StepForward forward(const torch::Tensor& images, int64_t it, const StepMasks* masks = nullptr);
 
-  // The masks of this rank's batch of B images at iteration `it`.
+  // The masks of this rank's batch of B images at iteration `it`. Thread-safe.
   sdk::MaskSample masks(int batch, int64_t it);
+  // The same, with their index tensors on the CPU (pinned for a CUDA run). Thread-safe.
+  StepMasks prepare_masks(int batch, int64_t it);
 
  private:
   Models& m_;
@@ -84,6 +104,7 @@ class TrainStep {
   std::vector<torch::Tensor> online_params_;
   std::vector<torch::Tensor> trained_params_;  // encoder and predictor parameters that learn
   std::unique_ptr<dist::GradientReducer> reducer_;
+  torch::Tensor first_nonfinite_;  // on the device: the first step whose loss was not finite, or -1
 };
 
 }  // namespace jepa::train

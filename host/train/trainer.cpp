@@ -9,10 +9,12 @@
 #include "train/heartbeat.hpp"
 #include "train/models.hpp"
 #include "train/precision.hpp"
+#include "train/prefetch.hpp"
 #include "train/progress.hpp"
 #include "train/step.hpp"
 #include "train/trial_pruner.hpp"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
@@ -20,6 +22,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <optional>
 #include <thread>
 
@@ -63,15 +66,40 @@ class SignalScope {
   void (*old_term_)(int);
 };
 
+// Always with an index: tensors, checkpoints read onto it and the process group all name one GPU.
 torch::Device pick_device(const std::string& wanted) {
   if (wanted == "cpu") return torch::kCPU;
   if (wanted == "cuda") {
     if (!torch::cuda::is_available()) {
       throw ConfigError("[run] device = \"cuda\", but this LibTorch build or machine has no CUDA device");
     }
-    return torch::kCUDA;
+    return {torch::kCUDA, 0};
   }
-  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+}
+
+// A rank of a data-parallel job on CUDA takes its own GPU (dist::cuda_device_for_rank: device 0
+// when SLURM shows each task one GPU, its local rank when all are visible). The GPU becomes the
+// process's current device before any CUDA work and before the process group exists, so that
+// nothing that uses the current device (streams, synchronisation, NCCL's communicator, a
+// plugin's torch::kCUDA) lands on GPU 0.
+torch::Device run_device(const std::string& wanted, const dist::Group* group) {
+  torch::Device device = pick_device(wanted);
+  if (!device.is_cuda()) return device;
+  if (group != nullptr) {
+    const int index = dist::cuda_device_for_rank(group->env().local_rank, static_cast<int>(torch::cuda::device_count()),
+                                                 std::getenv("CUDA_VISIBLE_DEVICES"));
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);
+  return device;
+}
+
+// [run] tf32: fp32 matrix products on CUDA in TF32 unless asked not to (CUDA's default is true fp32).
+MatmulPrecision set_matmul_precision(const Experiment& e, torch::Device device) {
+  const MatmulPrecision mp = choose_matmul_precision(device.is_cuda(), e.tf32);
+  if (device.is_cuda()) at::globalContext().setFloat32MatmulPrecision(mp.setting);
+  return mp;
 }
 
 void set_threads(int threads) {
@@ -231,10 +259,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / group->env().local_world_size);
   }
   set_threads(threads);
-  torch::Device device = pick_device(e.device);
-  if (device.is_cuda() && group != nullptr) {
-    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(group->env().local_rank));
-  }
+  const torch::Device device = run_device(e.device, group);
+  const MatmulPrecision matmul = set_matmul_precision(e, device);
   torch::manual_seed(e.seed);
   if (device.is_cuda()) torch::cuda::manual_seed_all(e.seed);
 
@@ -273,7 +299,18 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
 
   auto optimizer = make_optimizer(m, e.start_lr, e.weight_decay);
   loader::MaskingStrategy masking(*e.masking.component, e.masking.params);
-  if (group != nullptr) group->start(device, e.dist_backend, to_ms(e.dist_timeout));
+  // The run a lost peer fails: known to rank 0 once recorded (the heartbeat starts before).
+  auto watched_run = std::make_shared<std::atomic<int64_t>>(0);
+  if (group != nullptr) {
+    group->start(device, e.dist_backend, to_ms(e.dist_timeout));
+    std::function<std::unique_ptr<store::Recorder>()> open_store;
+    if (leader) open_store = store_ptr->another();
+    group->watch_peers(to_ms(e.dist_peer_timeout), [watched_run, open_store](const std::string& why) {
+      const int64_t run = watched_run->load();
+      if (!open_store || run == 0) return;
+      open_store()->finish_run(run, store::RunStatus::failed, "rank 0: " + why);
+    });
+  }
 
   // A checkpoint written with another number of ranks would continue with another global batch,
   // data order and schedule: refuse it.
@@ -309,8 +346,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
         const auto ckpt = store.latest_artifact(run_id, "checkpoint");
         if (ckpt) {
           warn_if_unverified(*ckpt);
-          state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get(), ckpt->sha256,
-                                  fmt::format("run {}", run_id));
+          state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get(), device,
+                                  ckpt->sha256, fmt::format("run {}", run_id));
           check_world(state, run_id);
           store.reopen_run(run_id, state.step);
           start_from = ckpt->path;
@@ -337,11 +374,14 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
       env["precision"] = precision_name(precision.precision);
       env["precision_reason"] = precision.reason;
       env["cpu_bf16"] = cpu_bf16.describe();
+      env["matmul_precision"] = matmul.setting;
+      env["matmul_precision_reason"] = matmul.reason;
       if (group != nullptr) {
         env["distributed_backend"] = group->backend();
         env["launcher"] = group->env().launcher;
       }
       store.set_environment(run_id, env);
+      watched_run->store(run_id);
       if (group != nullptr) {
         group->publish("run_id", std::to_string(run_id));
         group->publish(kStartKey, nlohmann::json{{"run_id", run_id},
@@ -365,7 +405,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     const auto path = start["checkpoint"].get<std::string>();
     if (!path.empty()) {
       // Ranks share a filesystem, as upstream's checkpoints assume.
-      state = load_checkpoint(path, *m.encoder, *m.target, *m.predictor, optimizer.get(),
+      state = load_checkpoint(path, *m.encoder, *m.target, *m.predictor, optimizer.get(), device,
                               start.value("sha256", std::string()), fmt::format("run {}", run_id));
       check_world(state, run_id);
       from_checkpoint = true;
@@ -473,17 +513,36 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
         }
       }
     };
+    // Steps after which the host waits for the device: the loss is read (and divergence seen),
+    // and ranks agree on whether to stop. On the CPU every step (it costs nothing there); on
+    // CUDA the logging steps, rank 0's work, and the last step, so that the GPU never drains
+    // inside a run of steps. Every rank computes the same set, so collectives stay matched.
+    auto sync_due = [&](int64_t step) {
+      return !device.is_cuda() || step % e.log_every == 0 || step == total_steps || leader_work_due(step);
+    };
+    std::optional<StepResult> unread;  // the last step's result while its loss is on the device
+    auto read_loss = [&](StepResult& r) {
+      step.read(r);
+      state.loss = r.loss;
+    };
     while (state.step < total_steps && stop_reason.empty()) {
       data::EpochLoader loader(train_source, make_transform(e, true), lopts, epoch, batch_index);
+      BatchPrefetcher prefetch(loader, step, state.step, device.is_cuda());
       while (state.step < total_steps) {
-        auto batch = loader.next();
-        if (!batch) break;
-        const StepResult r = step.run(images_tensor(*batch), state.step);
-        const double loss_value = r.loss;
+        auto ready = prefetch.next();
+        if (!ready) break;
+        StepResult r = step.run(ready->images, state.step, &ready->masks);
         ++state.step;
         ++batch_index;
-        state.loss = loss_value;
-        window_images += batch->batch_size * world;
+        window_images += ready->batch.batch_size * world;
+        const bool synced = sync_due(state.step);
+        if (synced) {
+          read_loss(r);
+          unread.reset();
+        } else {
+          unread = r;
+        }
+        const double loss_value = state.loss;  // this step's when synced, else the last one read
 
         if (leader) {
           const bool log_now = state.step % e.log_every == 0 || state.step == total_steps;
@@ -535,6 +594,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
         }
         int64_t flags = (g_signal.load() != 0 ? kStopSignal : 0) | (stop_reason.empty() ? 0 : kStopLeader);
         if (group != nullptr) {
+          if (!synced) continue;  // the ranks agree at the next synchronised step
           flags = group->any_flags(flags, state.step);
           group->mark_step(state.step);
         }
@@ -556,6 +616,9 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
         log->log("data/skipped_images", state.step, static_cast<double>(loader.skipped()));
       }
     }
+    if (unread) read_loss(*unread);  // a stop between synchronised steps (single process)
+    // Training is over on every rank: from here on rank 0 works alone (checkpoint, evaluations).
+    if (group != nullptr) group->stop_watching();
     progress.finish();
     out.steps = state.step;
     out.last_loss = state.loss;
@@ -638,13 +701,21 @@ LoadedRun load_run(int64_t run_id, const loader::Registry& registry, store::Stor
   if (!run) throw std::runtime_error(fmt::format("no run {} in {}", run_id, store.path().string()));
   LoadedRun r{config::experiment_from_json(nlohmann::json::parse(run->config_json), registry), {}, {}, torch::kCPU};
   set_threads(r.experiment.threads);
-  r.device = pick_device(r.experiment.device);
+  if (r.experiment.device == "cuda" && !torch::cuda::is_available()) {
+    // A run trained on a GPU is read where there is none (a laptop, CI): its checkpoint loads
+    // onto the CPU, and the evaluation or export is the same, only slower.
+    fmt::print(stderr, "note: run {} trained on CUDA; this machine has no CUDA device, so it is read on the CPU\n",
+               run_id);
+    r.experiment.device = "cpu";
+  }
+  r.device = run_device(r.experiment.device, nullptr);
+  set_matmul_precision(r.experiment, r.device);
   r.models = build_models(r.experiment, r.device);
   const auto ckpt = store.latest_artifact(run_id, "checkpoint");
   if (!ckpt) throw std::runtime_error(fmt::format("run {} has no checkpoint", run_id));
   warn_if_unverified(*ckpt);
-  r.state = load_checkpoint(ckpt->path, *r.models.encoder, *r.models.target, *r.models.predictor, nullptr, ckpt->sha256,
-                            fmt::format("run {}", run_id));
+  r.state = load_checkpoint(ckpt->path, *r.models.encoder, *r.models.target, *r.models.predictor, nullptr, r.device,
+                            ckpt->sha256, fmt::format("run {}", run_id));
   // Evaluate as the run trained; a bf16 run on a machine without native bf16 is evaluated in fp32
   // (slower emulation would give the same features, only later).
   const auto env = store.environment(run_id);

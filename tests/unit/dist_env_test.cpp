@@ -134,3 +134,31 @@ TEST(DistEnv, SlurmPortIsStableAndInRange) {
     EXPECT_LT(slurm_port(id), 35000);
   }
 }
+
+// Which GPU a rank trains on (GPU_REVIEW F2): SLURM's --gpus-per-task shows each task its own GPU
+// as device 0, whatever its SLURM_LOCALID; torchrun and --nproc show every GPU and index by rank.
+TEST(CudaDeviceForRank, OneVisibleDeviceIsEveryRanksOwn) {
+  using jepa::dist::cuda_device_for_rank;
+  for (int local = 0; local < 8; ++local) EXPECT_EQ(cuda_device_for_rank(local, 1, "GPU-5f2c"), 0) << local;
+  EXPECT_EQ(cuda_device_for_rank(3, 1, "3"), 0);
+}
+
+TEST(CudaDeviceForRank, SeveralVisibleDevicesAreIndexedByLocalRank) {
+  using jepa::dist::cuda_device_for_rank;
+  for (int local = 0; local < 8; ++local) EXPECT_EQ(cuda_device_for_rank(local, 8, nullptr), local);
+  EXPECT_EQ(cuda_device_for_rank(1, 2, "4,5"), 1);
+}
+
+TEST(CudaDeviceForRank, MoreRanksThanDevicesIsAClearError) {
+  using jepa::dist::cuda_device_for_rank;
+  try {
+    cuda_device_for_rank(3, 2, "0,1");
+    FAIL() << "no error for local rank 3 on 2 devices";
+  } catch (const EnvError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("local rank 3"), std::string::npos) << what;
+    EXPECT_NE(what.find("CUDA_VISIBLE_DEVICES \"0,1\""), std::string::npos) << what;
+    EXPECT_NE(what.find("2 CUDA devices"), std::string::npos) << what;
+  }
+  EXPECT_THROW(cuda_device_for_rank(0, 0, ""), EnvError);
+}

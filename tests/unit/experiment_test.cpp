@@ -144,7 +144,7 @@ TEST_F(ExperimentTest, MinimalFileFillsEveryDefault) {
 
   // Every section, every key, defaults included.
   const auto& r = e.resolved;
-  EXPECT_EQ(r["run"].size(), 5u);
+  EXPECT_EQ(r["run"].size(), 6u);
   EXPECT_EQ(r["data"].size(), 10u);
   EXPECT_EQ(r["optimization"].size(), 10u);
   EXPECT_EQ(r["checkpoint"].size(), 2u);
@@ -800,9 +800,11 @@ TEST_F(ExperimentTest, FlattenNamesEveryKey) {
   EXPECT_EQ(flat.at("evaluation.0.stop_when"), "");
   EXPECT_EQ(flat.at("distributed.masks"), "per_rank");
   EXPECT_EQ(flat.at("distributed.timeout"), "300");
-  // One entry per leaf: 33 host keys, 3 plugin sections of id + version + params, one evaluation
+  EXPECT_EQ(flat.at("distributed.peer_timeout"), "20");
+  EXPECT_EQ(flat.at("run.tf32"), "true");
+  // One entry per leaf: 35 host keys, 3 plugin sections of id + version + params, one evaluation
   // (id, 4 params, version, every, at_end, stop_when, baselines).
-  size_t leaves = 33 + 1 + 4 + 1 + 4;
+  size_t leaves = 35 + 1 + 4 + 1 + 4;
   for (const char* s : {"masking", "encoder", "predictor"}) leaves += 2 + e.resolved[s]["params"].size();
   EXPECT_EQ(flat.size(), leaves);
 }

@@ -7,13 +7,16 @@
 #include "loader/registry.hpp"
 #include "temp_dir.hpp"
 #include "train/autocast.hpp"
+#include "train/evaluation.hpp"
 #include "train/models.hpp"
+#include "train/prefetch.hpp"
 #include "train/schedules.hpp"
 #include "train/step.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 
@@ -81,6 +84,15 @@ TEST(Precision, StoredRunsKeepThePrecisionTheyStartedIn) {
   EXPECT_EQ(jepa::train::stored_precision("", false, native_cpu()).precision, Precision::fp32);
   EXPECT_EQ(jepa::train::stored_precision("", true, CpuBf16{}).precision, Precision::bf16);
   EXPECT_THROW(jepa::train::stored_precision("bf16", false, CpuBf16{}), jepa::config::ConfigError);
+}
+
+// GPU_REVIEW F14: CUDA's default for fp32 matrix products is true fp32, ~7x slower than TF32.
+TEST(Precision, Fp32MatrixProductsOnCudaUseTf32UnlessAskedNotTo) {
+  EXPECT_EQ(jepa::train::choose_matmul_precision(true, true).setting, "high");
+  EXPECT_EQ(jepa::train::choose_matmul_precision(true, false).setting, "highest");
+  EXPECT_NE(jepa::train::choose_matmul_precision(true, false).reason.find("tf32 = false"), std::string::npos);
+  EXPECT_EQ(jepa::train::choose_matmul_precision(false, true).setting, "highest");
+  EXPECT_TRUE(jepa::config::Experiment{}.tf32);  // on by default, as the issue asks
 }
 
 TEST(Precision, DetectionCanBeForcedEitherWay) {
@@ -192,4 +204,82 @@ TEST(Autocast, Bf16StepHasBf16ActivationsFp32LossAndFp32Weights) {
       if (p.value().grad().defined()) EXPECT_EQ(p.value().grad().scalar_type(), torch::kFloat32) << p.key();
     }
   }
+}
+
+// GPU_REVIEW F7: nothing inside a step waits for the device. The loss stays on the device until
+// read(), which comes after the update; a non-finite loss is still reported with the first step
+// that had one, even when later steps were not read.
+TEST(Step, TheLossIsReadAfterTheUpdateAndDivergenceNamesTheFirstBadStep) {
+  jepa_test::TempDir dir("jepa_step_read");
+  auto f = make_fixture(dir.path());
+  jepa::train::ScheduleConfig sc;
+  sc.start_lr = 1e30;
+  sc.lr = 1e30;
+  sc.final_lr = 1e30;
+  const jepa::train::Schedules huge(sc);
+  jepa::train::TrainStep step(f.m, *f.opt, *f.masking, huge, 0, torch::kCPU, Precision::fp32);
+  const auto images = torch::randn({8, 1, 28, 28});
+  int64_t first_bad = 0;
+  jepa::train::StepResult last;
+  for (int64_t it = 0; it < 8; ++it) {
+    ASSERT_NO_THROW(last = step.run(images, it)) << "run() must not read the loss (step " << it + 1 << ")";
+    ASSERT_TRUE(last.loss_value.defined());
+    if (first_bad == 0 && !std::isfinite(last.loss_value.item<double>())) first_bad = it + 1;
+  }
+  ASSERT_GT(first_bad, 0) << "an lr of 1e30 must diverge within 8 steps";
+  try {
+    step.read(last);
+    FAIL() << "read() of a diverged run must throw";
+  } catch (const jepa::train::DivergedError& e) {
+    EXPECT_EQ(std::string(e.what()), "diverged at step " + std::to_string(first_bad));
+  }
+}
+
+// Masks made ahead of the step (by the prefetcher's thread) are the ones the step would sample.
+TEST(Step, PreparedMasksGiveTheSameStepAsSampledOnes) {
+  jepa_test::TempDir dir("jepa_step_masks");
+  auto f = make_fixture(dir.path());
+  jepa::train::TrainStep step(f.m, *f.opt, *f.masking, *f.sched, 7, torch::kCPU, Precision::fp32);
+  const auto images = torch::randn({8, 1, 28, 28});
+  const auto prepared = step.prepare_masks(8, 3);
+  const auto sampled = step.masks(8, 3);
+  EXPECT_EQ(prepared.sample.context, sampled.context);
+  EXPECT_EQ(prepared.sample.target, sampled.target);
+  EXPECT_EQ(prepared.context.sizes(), (std::vector<int64_t>{sampled.context_blocks, 8, sampled.context_length}));
+  const auto a = step.forward(images, 3, &prepared);
+  const auto b = step.forward(images, 3);
+  EXPECT_EQ(a.loss.item<double>(), b.loss.item<double>());
+  const auto other = step.prepare_masks(8, 4);
+  EXPECT_NE(step.forward(images, 3, &other).loss.item<double>(), b.loss.item<double>())
+      << "the prepared masks are the ones used";
+}
+
+// The prefetcher hands over the loader's batches in order, each with the masks of its own step,
+// so sampling them on its thread changes nothing in what trains.
+TEST(Step, PrefetchedBatchesComeInOrderWithTheMasksOfTheirStep) {
+  jepa_test::TempDir dir("jepa_step_prefetch");
+  auto f = make_fixture(dir.path());
+  jepa::train::TrainStep step(f.m, *f.opt, *f.masking, *f.sched, 0, torch::kCPU, Precision::fp32);
+  jepa::data::LoaderOptions lo;
+  lo.batch_size = 16;
+  lo.limit = 16 * 5;
+  lo.workers = 2;
+  const auto source = jepa::train::open_split(f.e, jepa::data::Split::train);
+  const auto transform = jepa::train::make_transform(f.e, true);
+  jepa::data::EpochLoader direct(source, transform, lo, 0, 1);
+  jepa::data::EpochLoader ahead(source, transform, lo, 0, 1);
+  jepa::train::BatchPrefetcher prefetch(ahead, step, 40, /*pinned=*/false);
+  for (int64_t k = 0; k < 4; ++k) {
+    auto want = direct.next();
+    auto got = prefetch.next();
+    ASSERT_TRUE(want && got) << k;
+    EXPECT_EQ(got->step, 40 + k);
+    EXPECT_EQ(got->batch.batch_index, want->batch_index);
+    EXPECT_EQ(got->batch.indices, want->indices);
+    EXPECT_TRUE(torch::equal(got->images, jepa::train::images_tensor(*want)));
+    EXPECT_EQ(got->masks.sample.context, step.masks(16, 40 + k).context) << k;
+    EXPECT_EQ(got->masks.sample.target, step.masks(16, 40 + k).target) << k;
+  }
+  EXPECT_FALSE(direct.next().has_value());
+  EXPECT_FALSE(prefetch.next().has_value()) << "the end of the epoch passes through";
 }
