@@ -132,8 +132,11 @@ StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it) {
   dist::Group* group = parallel_.group;
   if (group != nullptr) r.loss = group->mean(r.loss, it + 1);  // NaN on one rank is NaN on all
   if (!std::isfinite(r.loss)) throw DivergedError(fmt::format("diverged at step {}", it + 1));
-  optimizer_.zero_grad();
-  if (reducer_) reducer_->prepare(it + 1);
+  if (reducer_) {
+    reducer_->prepare(it + 1);  // zeroes the buckets that the gradients are slots of
+  } else {
+    optimizer_.zero_grad();
+  }
   loss.backward();  // the reducer's hooks start the gradient all-reduces as backward goes
   if (reducer_) reducer_->finish();
   optimizer_.step();
