@@ -3,6 +3,7 @@
 #include "distributed/group.hpp"
 #include "loader/masking_strategy.hpp"
 #include "loader/sha256.hpp"
+#include "train/adamw.hpp"
 #include "train/checkpoint.hpp"
 #include "train/environment.hpp"
 #include "train/evaluation.hpp"
@@ -337,6 +338,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
       env["precision"] = precision_name(precision.precision);
       env["precision_reason"] = precision.reason;
       env["cpu_bf16"] = cpu_bf16.describe();
+      env["optimizer_impl"] = optimizer_impl(*optimizer, device);  // "fused", "foreach"
       if (group != nullptr) {
         env["distributed_backend"] = group->backend();
         env["launcher"] = group->env().launcher;
