@@ -430,6 +430,16 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     int64_t epoch = state.epoch;
     int64_t batch_index = state.batch_in_epoch;
     const int64_t start_step = state.step;
+    // --- jepa run --profile (rank 0): a Chrome trace of a few steps, beside the checkpoint.
+    std::optional<StepProfiler> profiler;
+    if (options.profile && leader) {
+      const auto& w = *options.profile;
+      profiler.emplace(w,
+                       ckpt_path.parent_path() / fmt::format("profile-steps-{}-{}.json", start_step + w.skip + 1,
+                                                             start_step + w.skip + w.steps),
+                       device.is_cuda() ? std::max<int>(0, device.index()) : -1);
+    }
+    // --- end --profile
     double window_start = now_seconds();
     int64_t window_images = 0;
     double last_flush = now_seconds();
@@ -480,7 +490,14 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
       while (state.step < total_steps) {
         auto batch = loader.next();
         if (!batch) break;
+        if (profiler) profiler->before_step(state.step - start_step);
         const StepResult r = step.run(images_tensor(*batch), state.step);
+        if (profiler && profiler->after_step(state.step - start_step)) {
+          progress.finish();
+          fmt::print(stderr, "profile ({}): {}\n", profiler->how(), profiler->trace().string());
+          store_ptr->add_artifact(run_id, {"profile", profiler->trace().string(), state.step + 1,
+                                           static_cast<int64_t>(fs::file_size(profiler->trace())), "", ""});
+        }
         const double loss_value = r.loss;
         ++state.step;
         ++batch_index;
