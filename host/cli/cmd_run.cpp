@@ -381,9 +381,10 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps; resume later")
       ->type_name("STEPS");
   sub->add_flag("--no-eval", o->no_eval, "Skip the evaluators at the end");
-  sub->add_flag("--profile", o->profile,
-                "Profile steps 5 to 10 of this process (Kineto: CPU operators, and CUDA kernels on GPUs); the "
-                "Chrome trace goes next to the checkpoint (rank 0) and is recorded as an artifact of kind profile");
+  sub->add_flag(
+      "--profile", o->profile,
+      "Profile 5 steps after 5 of warm-up (--profile-steps 5:10; Kineto: CPU operators, and CUDA kernels on GPUs); the "
+      "Chrome trace goes next to the checkpoint (rank 0) and is recorded as an artifact of kind profile");
   sub->add_option("--profile-steps", o->profile_steps,
                   "The steps to profile, FROM:TO (TO excluded, counted from this process's first step); "
                   "implies --profile")
