@@ -46,6 +46,12 @@ void write_events(const profiler::ProfilerResult& result, const std::filesystem:
   if (!out) throw std::runtime_error(fmt::format("cannot write the profile to {}", path.string()));
 }
 
+// c10::Error's what() carries a stack trace after the first line.
+std::string first_line(const char* what) {
+  const std::string s(what);
+  return s.substr(0, s.find('\n'));
+}
+
 }  // namespace
 
 StepProfiler::StepProfiler(ProfileWindow window, std::filesystem::path trace, int device_index)
@@ -64,24 +70,42 @@ void StepProfiler::before_step(int64_t index) {
   if (index != window_.skip || window_.steps <= 0 || running_) return;
   std::set<ActivityType> activities{ActivityType::CPU};
   if (device_index_ >= 0) activities.insert(ActivityType::CUDA);
-  profiler::enableProfiler(ProfilerConfig(ProfilerState::KINETO), activities);
+  // A profile is a diagnostic: a LibTorch that cannot take one (no CUPTI, a profiler already
+  // running) costs the trace, not the run.
+  try {
+    profiler::enableProfiler(ProfilerConfig(ProfilerState::KINETO), activities);
+  } catch (const std::exception& first) {
+    try {
+      if (activities.size() == 1) throw;
+      profiler::enableProfiler(ProfilerConfig(ProfilerState::KINETO), {ActivityType::CPU});
+      fmt::print(stderr, "profile: CPU operators only, no CUDA kernels: {}\n", first_line(first.what()));
+    } catch (const std::exception& ex) {
+      fmt::print(stderr, "profile: not taken: {}\n", first_line(ex.what()));
+      return;
+    }
+  }
   running_ = true;
 }
 
 bool StepProfiler::after_step(int64_t index) {
   if (!running_ || index + 1 < window_.skip + window_.steps) return false;
-  // Kernels still queued at the end of the window belong to it.
-  if (device_index_ >= 0) torch::cuda::synchronize(device_index_);
   running_ = false;
-  const auto result = profiler::disableProfiler();
-  std::filesystem::create_directories(trace_.parent_path());
   try {
-    result->save(trace_.string());
-    how_ = "kineto";
-  } catch (const c10::Error&) {
-    // A LibTorch without Kineto refuses to save a trace, but it did record the events.
-    write_events(*result, trace_);
-    how_ = "profiler events (this LibTorch has no Kineto)";
+    // Kernels still queued at the end of the window belong to it.
+    if (device_index_ >= 0) torch::cuda::synchronize(device_index_);
+    const auto result = profiler::disableProfiler();
+    std::filesystem::create_directories(trace_.parent_path());
+    try {
+      result->save(trace_.string());
+      how_ = "kineto";
+    } catch (const c10::Error&) {
+      // A LibTorch without Kineto refuses to save a trace, but it did record the events.
+      write_events(*result, trace_);
+      how_ = "profiler events (this LibTorch has no Kineto)";
+    }
+  } catch (const std::exception& ex) {
+    fmt::print(stderr, "profile: not written to {}: {}\n", trace_.string(), first_line(ex.what()));
+    return false;
   }
   return true;
 }

@@ -26,7 +26,8 @@ class StepProfiler {
   StepProfiler& operator=(const StepProfiler&) = delete;
 
   // Around step `index` (0-based, counted from this process's first step). after_step returns
-  // true when it has just written the trace.
+  // true when it has just written the trace. A profile that cannot be taken or written is said
+  // on stderr and costs the trace, never the run.
   void before_step(int64_t index);
   bool after_step(int64_t index);
 
