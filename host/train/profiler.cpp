@@ -72,12 +72,17 @@ void StepProfiler::before_step(int64_t index) {
   if (device_index_ >= 0) activities.insert(ActivityType::CUDA);
   // A profile is a diagnostic: a LibTorch that cannot take one (no CUPTI, a profiler already
   // running) costs the trace, not the run.
+  const ProfilerConfig config(ProfilerState::KINETO);
+  // Kineto must be prepared before it is enabled (as torch.profiler does): LibTorch 2.6 crashes
+  // in enableProfiler otherwise.
   try {
-    profiler::enableProfiler(ProfilerConfig(ProfilerState::KINETO), activities);
+    profiler::prepareProfiler(config, activities);
+    profiler::enableProfiler(config, activities);
   } catch (const std::exception& first) {
     try {
       if (activities.size() == 1) throw;
-      profiler::enableProfiler(ProfilerConfig(ProfilerState::KINETO), {ActivityType::CPU});
+      profiler::prepareProfiler(config, {ActivityType::CPU});
+      profiler::enableProfiler(config, {ActivityType::CPU});
       fmt::print(stderr, "profile: CPU operators only, no CUDA kernels: {}\n", first_line(first.what()));
     } catch (const std::exception& ex) {
       fmt::print(stderr, "profile: not taken: {}\n", first_line(ex.what()));

@@ -92,8 +92,11 @@ void expect_same(const std::vector<std::vector<torch::Tensor>>& ref_params, torc
       ASSERT_EQ(a == nullptr, b == nullptr);
       if (a == nullptr) continue;
       EXPECT_EQ(a->step(), b->step());
-      EXPECT_TRUE(torch::allclose(a->exp_avg(), b->exp_avg(), 1e-5, 1e-8));
-      EXPECT_TRUE(torch::allclose(a->exp_avg_sq(), b->exp_avg_sq(), 1e-5, 1e-10));
+      // The fused kernel moves exp_avg with lerp, not mul and add: rounding of gradients up to ~10.
+      EXPECT_TRUE(torch::allclose(a->exp_avg(), b->exp_avg(), 1e-5, 1e-6))
+          << (a->exp_avg() - b->exp_avg()).abs().max().item<double>();
+      EXPECT_TRUE(torch::allclose(a->exp_avg_sq(), b->exp_avg_sq(), 1e-5, 1e-8))
+          << (a->exp_avg_sq() - b->exp_avg_sq()).abs().max().item<double>();
     }
   }
 }
