@@ -31,7 +31,32 @@ struct RunOptions {
   bool trial_resume = false;
   int nproc = 1;
   std::string record_to;  // a SLURM trial's folder: records go to its journal, never to --db
+  bool profile = false;
+  std::string profile_steps;  // "FROM:TO"; implies --profile
 };
+
+// --profile-steps FROM:TO: steps FROM to TO (exclusive), 0-based from this process's first step.
+std::optional<train::ProfileWindow> profile_window(const RunOptions& o) {
+  if (!o.profile && o.profile_steps.empty()) return std::nullopt;
+  train::ProfileWindow w;
+  if (o.profile_steps.empty()) return w;
+  const auto colon = o.profile_steps.find(':');
+  try {
+    if (colon == std::string::npos) throw std::invalid_argument(o.profile_steps);
+    size_t used = 0;
+    const auto from = std::stoll(o.profile_steps.substr(0, colon), &used);
+    if (used != colon) throw std::invalid_argument(o.profile_steps);
+    const auto to_text = o.profile_steps.substr(colon + 1);
+    const auto to = std::stoll(to_text, &used);
+    if (used != to_text.size() || from < 0 || to <= from) throw std::invalid_argument(o.profile_steps);
+    w.skip = from;
+    w.steps = to - from;
+  } catch (const std::exception&) {
+    throw UsageError(
+        fmt::format("--profile-steps expects FROM:TO with 0 <= FROM < TO, e.g. 5:10, not '{}'", o.profile_steps));
+  }
+  return w;
+}
 
 std::optional<store::TrialRef> parse_trial(const std::string& text) {
   if (text.empty()) return std::nullopt;
@@ -75,6 +100,7 @@ train::TrainOptions train_options(const RunOptions& o, std::optional<int64_t> re
   t.restart_without_checkpoint = o.trial_resume;
   t.stop_after = o.stop_after;
   t.skip_evaluation = o.no_eval;
+  t.profile = profile_window(o);
   if (!resume_id) t.trial = parse_trial(o.sweep_trial);
   return t;
 }
@@ -355,6 +381,14 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
   sub->add_option("--stop-after", o->stop_after, "Stop (with a checkpoint) after this many steps; resume later")
       ->type_name("STEPS");
   sub->add_flag("--no-eval", o->no_eval, "Skip the evaluators at the end");
+  sub->add_flag(
+      "--profile", o->profile,
+      "Profile 5 steps after 5 of warm-up (--profile-steps 5:10; Kineto: CPU operators, and CUDA kernels on GPUs); the "
+      "Chrome trace goes next to the checkpoint (rank 0) and is recorded as an artifact of kind profile");
+  sub->add_option("--profile-steps", o->profile_steps,
+                  "The steps to profile, FROM:TO (TO excluded, counted from this process's first step); "
+                  "implies --profile")
+      ->type_name("FROM:TO");
   sub->add_option("--nproc", o->nproc,
                   "Data-parallel ranks on this machine (c10d: NCCL on GPUs, Gloo on CPU); batch_size is per rank. "
                   "Under torchrun or srun leave it out: the ranks join the job from the environment")
@@ -370,6 +404,7 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
       "  jepa run experiments/quickstart.toml --set optimization.epochs=2 --set masking.params.npred=2\n"
       "  jepa run experiments/ijepa_vith14_in1k.toml --dry-run\n"
       "  jepa run --resume 3\n"
+      "  jepa run experiments/quickstart.toml --profile --set optimization.max_steps=20   # a Chrome trace\n"
       "  jepa run experiments/quickstart.toml --nproc 2     # 2 ranks (Gloo on CPU), batch 64 each\n"
       "  torchrun --no-python --nproc-per-node 8 --nnodes 2 ... jepa-engine run FILE  # each rank joins\n"
       "  srun --ntasks 16 jepa-engine run FILE          # (from RANK/WORLD_SIZE/MASTER_* or SLURM_*)\n"

@@ -2,7 +2,10 @@
 #include "distributed/store_options.hpp"
 
 #include <ATen/ATen.h>
+#include <c10/util/strides.h>
 #include <fmt/format.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -20,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -226,6 +230,25 @@ void Group::start(c10::Device device, const std::string& backend, std::chrono::m
   }
 }
 
+namespace {
+
+// Calls `on_ready` after autograd accumulated a parameter's gradient into its .grad (a tensor
+// hook would run before, while the bucket slot still lacks this step's gradient).
+class AfterAccumulation : public torch::autograd::FunctionPostHook {
+ public:
+  explicit AfterAccumulation(std::function<void()> on_ready) : on_ready_(std::move(on_ready)) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    on_ready_();
+    return outputs;
+  }
+
+ private:
+  std::function<void()> on_ready_;
+};
+
+}  // namespace
+
 struct GradientReducer::Impl {
   struct Bucket {
     std::vector<size_t> params;  // indices into `parameters`
@@ -239,7 +262,14 @@ struct GradientReducer::Impl {
   std::vector<at::Tensor> parameters;
   std::vector<std::pair<size_t, size_t>> place;  // parameter -> (bucket, slot in the bucket)
   std::vector<Bucket> buckets;
-  std::vector<unsigned> hooks;
+  // Each parameter's .grad: its slot of the bucket, the same storage, so autograd accumulates
+  // into the bucket and the all-reduce works on the gradients themselves. Not autograd views of
+  // the bucket: LibTorch 1.13's zero_grad() detaches .grad in place, which views refuse.
+  std::vector<at::Tensor> grad_slots;
+  // Autograd keeps a parameter's accumulator only while a graph uses it; holding it keeps the
+  // hook on the node that the next backward runs.
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> hooks;
   std::mutex mutex;
   size_t next_launch = 0;  // buckets start in order: [0, next_launch) are launched
   int64_t step = 0;
@@ -260,12 +290,9 @@ struct GradientReducer::Impl {
       if (error.empty()) error = ex.what();
     }
   }
-  void on_gradient(size_t index, const at::Tensor& grad) {
+  void on_gradient(size_t index) {
     std::lock_guard<std::mutex> lock(mutex);
-    const auto [bucket, slot] = place[index];
-    Bucket& b = buckets[bucket];
-    b.io[0].narrow(0, b.offsets[slot], grad.numel()).copy_(grad.reshape({-1}));
-    ++b.ready;
+    ++buckets[place[index].first].ready;
     launch_ready();
   }
 };
@@ -304,14 +331,26 @@ GradientReducer::GradientReducer(Group& group, std::vector<at::Tensor> parameter
     bucket.io = {at::zeros({total}, first.options().requires_grad(false))};
   }
   if (m.buckets.back().params.empty()) m.buckets.pop_back();
+  m.grad_slots.resize(m.parameters.size());
+  for (size_t k = 0; k < m.parameters.size(); ++k) {
+    const at::Tensor& p = m.parameters[k];
+    const auto& bucket = m.buckets[m.place[k].first];
+    const at::Tensor& flat = bucket.io[0];
+    m.grad_slots[k] = at::empty({0}, flat.options())
+                          .set_(flat.storage(), flat.storage_offset() + bucket.offsets[m.place[k].second], p.sizes(),
+                                c10::contiguous_strides(p.sizes()));
+  }
   for (size_t k = 0; k < m.parameters.size(); ++k) {
     Impl* impl = impl_.get();
-    m.hooks.push_back(m.parameters[k].register_hook([impl, k](const at::Tensor& grad) { impl->on_gradient(k, grad); }));
+    m.accumulators.push_back(torch::autograd::impl::grad_accumulator(m.parameters[k]));
+    if (!m.accumulators.back()) throw std::logic_error("GradientReducer: a parameter does not require grad");
+    m.hooks.push_back(
+        m.accumulators.back()->add_post_hook(std::make_unique<AfterAccumulation>([impl, k] { impl->on_gradient(k); })));
   }
 }
 
 GradientReducer::~GradientReducer() {
-  for (size_t k = 0; k < impl_->hooks.size(); ++k) impl_->parameters[k].remove_hook(impl_->hooks[k]);
+  for (size_t k = 0; k < impl_->hooks.size(); ++k) impl_->accumulators[k]->del_post_hook(impl_->hooks[k]);
 }
 
 void GradientReducer::prepare(int64_t step) {
@@ -319,8 +358,14 @@ void GradientReducer::prepare(int64_t step) {
   impl_->step = step;
   impl_->next_launch = 0;
   impl_->error.clear();
+  // (Re)binds each .grad to its slot: on the first step, and after a zero_grad() that dropped
+  // the gradients (LibTorch 2's default, set_to_none) instead of zeroing them.
+  for (size_t k = 0; k < impl_->parameters.size(); ++k) {
+    at::Tensor& p = impl_->parameters[k];
+    if (!p.grad().is_same(impl_->grad_slots[k])) p.mutable_grad() = impl_->grad_slots[k];
+  }
   for (auto& b : impl_->buckets) {
-    b.io[0].zero_();
+    b.io[0].zero_();  // the gradients, through their slots
     b.ready = 0;
     b.work.reset();
   }
@@ -330,21 +375,19 @@ void GradientReducer::finish() {
   auto& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mutex);
   // Parameters that got no gradient here leave their buckets incomplete: start those now, in order.
+  // Their slots hold the zeros of prepare(), so they count as zeros.
   while (m.next_launch < m.buckets.size()) m.launch(m.buckets[m.next_launch++]);
   try {
     if (!m.error.empty()) throw std::runtime_error(m.error);
+    for (size_t k = 0; k < m.parameters.size(); ++k) {
+      // Autograd replaced a .grad instead of accumulating into it: the bucket lacks that gradient.
+      if (!m.parameters[k].grad().is_same(m.grad_slots[k])) {
+        throw std::logic_error("a gradient was replaced during backward, not accumulated into its bucket");
+      }
+    }
     for (auto& b : m.buckets) {
       b.work->wait();
-      b.io[0].div_(m.group.size());
-      for (size_t slot = 0; slot < b.params.size(); ++slot) {
-        at::Tensor& p = m.parameters[b.params[slot]];
-        const auto mean = b.io[0].narrow(0, b.offsets[slot], p.numel()).view(p.sizes());
-        if (p.grad().defined()) {
-          p.mutable_grad().copy_(mean);
-        } else {
-          p.mutable_grad() = mean.clone();
-        }
-      }
+      b.io[0].div_(m.group.size());  // the mean, in every parameter's .grad
     }
   } catch (const std::exception& ex) {
     m.group.fail("averaging gradients", m.step, ex.what());

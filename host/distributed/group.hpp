@@ -98,12 +98,15 @@ class Group {
   std::unique_ptr<Impl> impl_;
 };
 
-// Averages gradients over the ranks while backward is still running, as DDP's reducer: the
-// parameters are split into buckets of about `bucket_bytes` (in reverse order, the order backward
-// produces their gradients); a hook on each parameter copies its gradient into its bucket, and a
-// full bucket's all-reduce starts at once, in bucket order on every rank (collectives must match).
-// finish() starts what is left, waits, and writes the mean into each parameter's .grad. A
-// parameter that got no gradient on a rank counts as zeros there, so the ranks always agree.
+// Averages gradients over the ranks while backward is still running, as DDP's reducer with
+// gradient_as_bucket_view: the parameters are split into buckets of about `bucket_bytes` (in
+// reverse order, the order backward produces their gradients) and each parameter's .grad is its
+// slot of a flat bucket, so autograd accumulates straight into the bucket. A hook after each
+// accumulation counts the bucket's gradients; a complete bucket's all-reduce starts at once, in
+// bucket order on every rank (collectives must match), on the bucket itself. finish() starts what
+// is left, waits, and divides: the .grads then hold the mean. A parameter that got no gradient
+// on a rank counts as zeros there, so the ranks always agree. prepare() zeroes the buckets (the
+// gradients) and rebinds any .grad that a zero_grad(set_to_none) dropped.
 class GradientReducer {
  public:
   GradientReducer(Group& group, std::vector<at::Tensor> parameters, int64_t bucket_bytes);

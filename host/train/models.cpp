@@ -1,5 +1,7 @@
 #include "train/models.hpp"
 
+#include "train/adamw.hpp"
+
 #include "loader/cxx_component.hpp"
 
 #include <ATen/Context.h>
@@ -70,7 +72,7 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(Models& m, double lr, double
     opts->betas({0.9, 0.999}).eps(1e-8).weight_decay(g < 2 ? wd : 0.0);
     param_groups.emplace_back(groups[g], std::move(opts));
   }
-  return std::make_unique<torch::optim::AdamW>(param_groups, torch::optim::AdamWOptions(lr));
+  return std::make_unique<MultiTensorAdamW>(param_groups, torch::optim::AdamWOptions(lr));
 }
 
 }  // namespace jepa::train

@@ -152,8 +152,11 @@ StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it, const S
   r.context_length = f.context_length;
   r.target_length = f.target_length;
   const torch::Tensor& loss = f.loss;
-  optimizer_.zero_grad();
-  if (reducer_) reducer_->prepare(it + 1);
+  if (reducer_) {
+    reducer_->prepare(it + 1);  // zeroes the buckets that the gradients are slots of
+  } else {
+    optimizer_.zero_grad();
+  }
   loss.backward();  // the reducer's hooks start the gradient all-reduces as backward goes
   if (reducer_) reducer_->finish();
   optimizer_.step();

@@ -3,6 +3,7 @@
 #include "distributed/group.hpp"
 #include "loader/masking_strategy.hpp"
 #include "loader/sha256.hpp"
+#include "train/adamw.hpp"
 #include "train/checkpoint.hpp"
 #include "train/environment.hpp"
 #include "train/evaluation.hpp"
@@ -376,6 +377,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
       env["cpu_bf16"] = cpu_bf16.describe();
       env["matmul_precision"] = matmul.setting;
       env["matmul_precision_reason"] = matmul.reason;
+      env["optimizer_impl"] = optimizer_impl(*optimizer, device);  // "fused", "foreach"
       if (group != nullptr) {
         env["distributed_backend"] = group->backend();
         env["launcher"] = group->env().launcher;
@@ -468,6 +470,16 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     int64_t epoch = state.epoch;
     int64_t batch_index = state.batch_in_epoch;
     const int64_t start_step = state.step;
+    // --- jepa run --profile (rank 0): a Chrome trace of a few steps, beside the checkpoint.
+    std::optional<StepProfiler> profiler;
+    if (options.profile && leader) {
+      const auto& w = *options.profile;
+      profiler.emplace(w,
+                       ckpt_path.parent_path() / fmt::format("profile-steps-{}-{}.json", start_step + w.skip + 1,
+                                                             start_step + w.skip + w.steps),
+                       device.is_cuda() ? std::max<int>(0, device.index()) : -1);
+    }
+    // --- end --profile
     double window_start = now_seconds();
     int64_t window_images = 0;
     double last_flush = now_seconds();
@@ -531,7 +543,14 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
       while (state.step < total_steps) {
         auto ready = prefetch.next();
         if (!ready) break;
+        if (profiler) profiler->before_step(state.step - start_step);
         StepResult r = step.run(ready->images, state.step, &ready->masks);
+        if (profiler && profiler->after_step(state.step - start_step)) {
+          progress.finish();
+          fmt::print(stderr, "profile ({}): {}\n", profiler->how(), profiler->trace().string());
+          store_ptr->add_artifact(run_id, {"profile", profiler->trace().string(), state.step + 1,
+                                           static_cast<int64_t>(fs::file_size(profiler->trace())), "", ""});
+        }
         ++state.step;
         ++batch_index;
         window_images += ready->batch.batch_size * world;

@@ -5,6 +5,7 @@
 #include "config/experiment.hpp"
 #include "loader/registry.hpp"
 #include "store/store.hpp"
+#include "train/profiler.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -25,6 +26,7 @@ struct TrainOptions {
   bool restart_without_checkpoint = false;  // resume: start over when no checkpoint exists yet
   dist::Group* group = nullptr;             // one rank of a data-parallel job; none: one process
   std::string resume_hint;                  // how to continue a stopped run; "" = `jepa run --resume ID`
+  std::optional<ProfileWindow> profile;     // `jepa run --profile`: a Chrome trace of these steps (rank 0)
 };
 
 struct TrainOutcome {

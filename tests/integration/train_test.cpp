@@ -161,6 +161,44 @@ TEST(Train, ResumeIsExact) {
 
 // bf16 autocast on the CPU: deterministic too, so resume stays exact. JEPA_CPU_BF16=1 makes the
 // test run in bf16 on any CPU (emulated where not native: slower, the same semantics).
+TEST(Train, ProfileWritesAChromeTraceOfAtenOpsBesideTheCheckpoint) {
+  const auto dir = jepa_test::temp_dir("jepa_train_profile");
+  const auto file = write_experiment(dir, 1);  // 16 steps
+  const auto db = dir / "jepa.db";
+  const auto r = run_jepa("run " + q(file) + " --no-eval --profile --db " + q(db));
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  jepa::store::Store store(db);
+  const auto profile = store.latest_artifact(1, "profile");
+  ASSERT_TRUE(profile);
+  const auto ckpt = store.latest_artifact(1, "checkpoint");
+  ASSERT_TRUE(ckpt);
+  // Steps 6 to 10: the default window skips 5 steps of warm-up and profiles 5.
+  EXPECT_EQ(profile->step, 10);
+  EXPECT_EQ(fs::path(profile->path), fs::path(ckpt->path).parent_path() / "profile-steps-6-10.json");
+  EXPECT_TRUE(contains(r.err, profile->path)) << r.err;
+  EXPECT_EQ(profile->bytes, static_cast<int64_t>(fs::file_size(profile->path)));
+  // A Chrome trace (an object with traceEvents, or a bare list of events) naming ATen operators
+  // of the forward, the backward and the optimizer.
+  const std::string check =
+      "python3 -c \"import json, sys\n"
+      "t = json.load(open(sys.argv[1]))\n"
+      "events = t['traceEvents'] if isinstance(t, dict) else t\n"
+      "names = [e.get('name', '') for e in events]\n"
+      "aten = [n for n in names if n.startswith('aten::')]\n"
+      "assert len(aten) > 100, len(aten)\n"
+      "assert any('mm' in n for n in aten), 'no matmul'\n"
+      "assert any('_foreach_' in n or '_fused_adamw' in n for n in aten), 'no optimizer op'\n"
+      "\" ";
+  EXPECT_EQ(std::system((check + q(profile->path)).c_str()), 0);
+  const auto env = store.environment(1);
+  EXPECT_EQ(env.at("optimizer_impl"), env.at("torch_version").rfind("1.", 0) == 0 ? "foreach" : "fused");
+
+  const auto bad = run_jepa("run " + q(file) + " --no-eval --profile-steps 4:4 --db " + q(db));
+  EXPECT_NE(bad.code, 0);
+  EXPECT_TRUE(contains(bad.err, "--profile-steps expects FROM:TO")) << bad.err;
+  fs::remove_all(dir);
+}
+
 TEST(Train, ResumeIsExactInBf16) {
   check_exact_resume("bf16", "JEPA_CPU_BF16=1", "bf16");
 }
