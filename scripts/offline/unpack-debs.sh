@@ -12,10 +12,18 @@
 # What it prints, and why:
 #   CMAKE_PREFIX_PATH  LibTorch's CMake config (torch.utils.cmake_prefix_path) and PREFIX/usr, where
 #                      every find_package/find_path/find_library of CMakeLists.txt looks first
-#   CPATH, LIBRARY_PATH  NCCL's include and lib folders only: PREFIX's headers reach the compiler
-#                      through CMake's targets, never through CPATH, which would be searched before
-#                      LibTorch's own include folders and shadow them (GPU review, F17)
-#   LD_LIBRARY_PATH    PREFIX's libraries and NCCL's (build-tree binaries also carry RUNPATHs)
+#   CPATH              PREFIX's multiarch include folder (usr/include/x86_64-linux-gnu: only
+#                      OpenSSL's opensslconf.h and configuration.h, which the compiler looks for
+#                      there by itself only under /usr) and NCCL's include folder. PREFIX's
+#                      other headers reach the compiler through CMake's targets, never through
+#                      CPATH, which is searched before LibTorch's own include folders and would
+#                      shadow them (GPU review, F17)
+#   LIBRARY_PATH       PREFIX's libraries and NCCL's
+#   LD_LIBRARY_PATH    NCCL's lib folder only. PREFIX's libraries are found by RUNPATH: CMake
+#                      writes their folder into every build-tree binary and plugin that links
+#                      them. Kept out of LD_LIBRARY_PATH, Debian 12's libsqlite3, libpng, ... can
+#                      never replace newer copies under the machine's own programs (python3,
+#                      sqlite3, gnuplot), which may refuse older ones.
 #   NCCL_ROOT          pip's nvidia-nccl-cu* package (host/CMakeLists.txt looks for nccl.h there)
 #   JEPA_GLOO_INCLUDE_DIR  only when LibTorch has no gloo/ headers of its own: Debian 12's, unpacked
 #                      apart (PREFIX/gloo) so that they can never shadow LibTorch's newer ones
@@ -156,14 +164,15 @@ fi
 
 q() { printf "'%s'" "$1"; } # the values hold no single quotes: paths made above
 echo "export CMAKE_PREFIX_PATH=$(q "${torch_cmake:+$torch_cmake:}$prefix/usr")\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}"
+cpath=$prefix/usr/include/x86_64-linux-gnu
 if [ -n "$nccl" ]; then
   echo "export NCCL_ROOT=$(q "$nccl")"
-  echo "export CPATH=$(q "$nccl/include")\${CPATH:+:\$CPATH}"
+  echo "export CPATH=$(q "$cpath:$nccl/include")\${CPATH:+:\$CPATH}"
   echo "export LIBRARY_PATH=$(q "$multi:$nccl/lib")\${LIBRARY_PATH:+:\$LIBRARY_PATH}"
-  echo "export LD_LIBRARY_PATH=$(q "$multi:$nccl/lib")\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+  echo "export LD_LIBRARY_PATH=$(q "$nccl/lib")\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 else
+  echo "export CPATH=$(q "$cpath")\${CPATH:+:\$CPATH}"
   echo "export LIBRARY_PATH=$(q "$multi")\${LIBRARY_PATH:+:\$LIBRARY_PATH}"
-  echo "export LD_LIBRARY_PATH=$(q "$multi")\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 fi
 [ -n "$gloo_dir" ] && echo "export JEPA_GLOO_INCLUDE_DIR=$(q "$gloo_dir")"
 if [ -d "$prefix/usr/share/datasets/fashion-mnist" ]; then
