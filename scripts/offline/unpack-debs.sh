@@ -179,8 +179,12 @@ if [ -d "$prefix/usr/share/datasets/fashion-mnist" ]; then
   echo "export JEPA_FASHION_MNIST=$(q "$prefix/usr/share/datasets/fashion-mnist")"
 fi
 if [ -x "$prefix/usr/bin/pkgconf" ]; then
-  # Only the carried .pc files, their /usr paths read inside PREFIX.
-  echo "export PKG_CONFIG=$(q "$prefix/usr/bin/pkgconf")"
+  # Only the carried .pc files, their /usr paths read inside PREFIX. pkgconf needs the carried
+  # libpkgconf, which is not on LD_LIBRARY_PATH (above): a wrapper gives it to pkgconf alone.
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s "$@"\n' \
+    "'$multi'" "'$prefix/usr/bin/pkgconf'" > "$prefix/usr/bin/jepa-pkgconf"
+  chmod +x "$prefix/usr/bin/jepa-pkgconf"
+  echo "export PKG_CONFIG=$(q "$prefix/usr/bin/jepa-pkgconf")"
   echo "export PKG_CONFIG_LIBDIR=$(q "$multi/pkgconfig:$prefix/usr/share/pkgconfig")"
   echo "export PKG_CONFIG_SYSROOT_DIR=$(q "$prefix")"
 fi
