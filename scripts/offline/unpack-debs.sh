@@ -18,12 +18,13 @@
 #                      other headers reach the compiler through CMake's targets, never through
 #                      CPATH, which is searched before LibTorch's own include folders and would
 #                      shadow them (GPU review, F17)
-#   LIBRARY_PATH       PREFIX's libraries and NCCL's
-#   LD_LIBRARY_PATH    NCCL's lib folder only. PREFIX's libraries are found by RUNPATH: CMake
-#                      writes their folder into every build-tree binary and plugin that links
-#                      them. Kept out of LD_LIBRARY_PATH, Debian 12's libsqlite3, libpng, ... can
-#                      never replace newer copies under the machine's own programs (python3,
-#                      sqlite3, gnuplot), which may refuse older ones.
+#   LIBRARY_PATH, LD_LIBRARY_PATH  NCCL's lib folder only. PREFIX's libraries are found by
+#                      RUNPATH: CMake writes their folder into every build-tree binary and plugin
+#                      that links them. Not in LIBRARY_PATH: CMake takes its folders for the
+#                      compiler's own and then writes no RUNPATH for them (the rehearsal's tests
+#                      failed to start so). Not in LD_LIBRARY_PATH: Debian 12's libsqlite3,
+#                      libpng, ... must not replace newer copies under the machine's own programs
+#                      (python3, sqlite3, gnuplot), which may refuse older ones.
 #   NCCL_ROOT          pip's nvidia-nccl-cu* package (host/CMakeLists.txt looks for nccl.h there)
 #   JEPA_GLOO_INCLUDE_DIR  only when LibTorch has no gloo/ headers of its own: Debian 12's, unpacked
 #                      apart (PREFIX/gloo) so that they can never shadow LibTorch's newer ones
@@ -168,11 +169,10 @@ cpath=$prefix/usr/include/x86_64-linux-gnu
 if [ -n "$nccl" ]; then
   echo "export NCCL_ROOT=$(q "$nccl")"
   echo "export CPATH=$(q "$cpath:$nccl/include")\${CPATH:+:\$CPATH}"
-  echo "export LIBRARY_PATH=$(q "$multi:$nccl/lib")\${LIBRARY_PATH:+:\$LIBRARY_PATH}"
+  echo "export LIBRARY_PATH=$(q "$nccl/lib")\${LIBRARY_PATH:+:\$LIBRARY_PATH}"
   echo "export LD_LIBRARY_PATH=$(q "$nccl/lib")\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 else
   echo "export CPATH=$(q "$cpath")\${CPATH:+:\$CPATH}"
-  echo "export LIBRARY_PATH=$(q "$multi")\${LIBRARY_PATH:+:\$LIBRARY_PATH}"
 fi
 [ -n "$gloo_dir" ] && echo "export JEPA_GLOO_INCLUDE_DIR=$(q "$gloo_dir")"
 if [ -d "$prefix/usr/share/datasets/fashion-mnist" ]; then
