@@ -6,6 +6,7 @@
 #   scripts/gpu-check.sh build [OUT]   the environment first (GPU, driver, PyTorch, CUDA, NCCL),
 #                                      then unpacks .device-deps/ into .deps/, configures with
 #                                      -DJEPA_BUILD_UI=OFF and builds only what `run` needs
+#   scripts/gpu-check.sh all [OUT]     both, one after the other, in one command (~560 s)
 #   scripts/gpu-check.sh run [OUT] [STAGE...]
 #                                      stages, in this order unless named: tests (ctest -L gpu),
 #                                      vit-h (ViT-H/14 bf16 train-step benchmark), vit-b (ViT-B/16),
@@ -28,8 +29,18 @@ cd "$(dirname "$0")/.." || exit 2
 phase=${1:-}
 case "$phase" in
   build | run) shift ;;
+  all)
+    # Both in one command (at most 2 x 280 s, under the 600 s a command may run): for when a
+    # second call might find the machine handed back, and build-gpu/ gone with it.
+    shift
+    GPU_CHECK_BUDGET=${GPU_CHECK_BUDGET:-280} bash "$0" build "$@"
+    build_rc=$?
+    GPU_CHECK_BUDGET=${GPU_CHECK_BUDGET:-280} bash "$0" run "$@"
+    run_rc=$?
+    exit $((build_rc != 0 || run_rc != 0))
+    ;;
   *)
-    echo "usage: scripts/gpu-check.sh build|run [OUT] [STAGE...]" >&2
+    echo "usage: scripts/gpu-check.sh build|run|all [OUT] [STAGE...]" >&2
     exit 2
     ;;
 esac
