@@ -24,6 +24,7 @@ with upstream's ImageNet settings, synthetic images. The mask collator's time is
 step (upstream runs it in DataLoader workers) but reported separately.
 """
 import argparse
+import contextlib
 import copy
 import logging
 import resource
@@ -98,7 +99,10 @@ def main():
         # use_bfloat16 branch (autocast over both forwards and the loss, the scaler after).
         scheduler.step()
         wd_scheduler.step()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.bf16):
+        # No autocast object at all without --bf16: torch 1.13's checks bf16 support on CUDA even
+        # when disabled, which fails on a CPU-only build.
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
+        with amp:
             with torch.no_grad():
                 h = target_encoder(imgs)
                 h = F.layer_norm(h, (h.size(-1),))
