@@ -3,7 +3,7 @@
 // step, the step's matmul FLOPs counted from the model shapes and the masks (and what upstream's step does for the
 // same masks), the achieved GFLOP/s, peak memory, and on CUDA the model FLOP utilisation against the GPU's peak.
 //
-//   train_step_bench [--config=FILE.toml] [--device=cpu|cuda] [--peak_tflops=X] [benchmark flags]
+//   train_step_bench [--config=FILE.toml] [--device=cpu|cuda] [--peak_tflops=X] [--min_time=S] [benchmark flags]
 // --peak_tflops (or JEPA_PEAK_TFLOPS) is the device's dense bf16 peak; default 989.4 (H100/H200 SXM).
 #include "config/experiment.hpp"
 #include "loader/masking_strategy.hpp"
@@ -22,6 +22,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -36,6 +37,21 @@ double g_peak_tflops = 989.4;
 int64_t int_param(const jepa::loader::ParamSet& set, const char* name, int64_t fallback) {
   const auto* v = set.find(name);
   return v != nullptr && std::holds_alternative<int64_t>(*v) ? std::get<int64_t>(*v) : fallback;
+}
+
+// The MLP hidden width of a ViT-style model's blocks, read from its first block's fc1 weight
+// ([hidden, width]): ViT-g/14 has ratio 48/11, not 4, and a config may set any mlp_ratio.
+// `fallback` (4 x width) only for a model whose parameters are not named so.
+double mlp_hidden(const torch::nn::Module& model, double fallback) {
+  const std::string suffix = "mlp.fc1.weight";
+  for (const auto& p : model.named_parameters(/*recurse=*/true)) {
+    const std::string& key = p.key();
+    if (key.size() >= suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      return static_cast<double>(p.value().size(0));
+    }
+  }
+  std::fprintf(stderr, "train_step_bench: no mlp.fc1.weight in the model; counting an MLP ratio of 4\n");
+  return fallback;
 }
 
 void synchronize(torch::Device device) {
@@ -98,6 +114,8 @@ void BM_train_step(benchmark::State& state) {
   const double pred_depth = static_cast<double>(int_param(e.predictor.params, "depth", 6));
   const double B = static_cast<double>(e.batch_size);
   const double nenc = 4;  // target blocks per image: each is its own predictor pass
+  const double h = mlp_hidden(*models.encoder, 4 * d);
+  const double hp = mlp_hidden(*models.predictor, 4 * dp);
   // Two untimed steps first: CUDA's first kernels and allocations, and the CPU's first-touch pages.
   int64_t it = 0;
   for (int warm = 0; warm < 2; ++warm) step.run(images, it++);
@@ -113,14 +131,13 @@ void BM_train_step(benchmark::State& state) {
     const double nc = r.context_length;
     const double nt = r.target_length;
     const double patch = 2 * n * patch_pixels * d;
-    const double target_fwd = B * (patch + depth * block_flops(n, d, 4 * d));
-    const double context_fwd = B * (patch + depth * block_flops(nc, d, 4 * d));
+    const double target_fwd = B * (patch + depth * block_flops(n, d, h));
+    const double context_fwd = B * (patch + depth * block_flops(nc, d, h));
     const double pred_io = B * (2 * nc * d * dp) + nenc * B * 2 * nt * dp * d;
     const double pred_fwd =
-        pred_io +
-        nenc * B * ((pred_depth - 1) * block_flops(nc + nt, dp, 4 * dp) + tail_block_flops(nc + nt, nt, dp, 4 * dp));
+        pred_io + nenc * B * ((pred_depth - 1) * block_flops(nc + nt, dp, hp) + tail_block_flops(nc + nt, nt, dp, hp));
     // Upstream's predictor runs its last block over the context tokens too, then drops them.
-    const double upstream_pred_fwd = pred_io + nenc * B * pred_depth * block_flops(nc + nt, dp, 4 * dp);
+    const double upstream_pred_fwd = pred_io + nenc * B * pred_depth * block_flops(nc + nt, dp, hp);
     flops += target_fwd + 3 * (context_fwd + pred_fwd);  // backward costs about twice the forward
     upstream_flops += target_fwd + 3 * (context_fwd + upstream_pred_fwd);
   }
@@ -132,6 +149,7 @@ void BM_train_step(benchmark::State& state) {
     step.run(images, it++);
   }
   state.counters["GFLOP_per_step"] = flops / state.iterations() / 1e9;
+  state.counters["encoder_mlp_hidden"] = h;
   state.counters["upstream_GFLOP_per_step"] = upstream_flops / state.iterations() / 1e9;
   state.counters["GFLOPs"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsRate);
   state.counters["images_per_s"] =
@@ -151,12 +169,10 @@ void BM_train_step(benchmark::State& state) {
 
 }  // namespace
 
-// bf16:0 is fp32, bf16:1 runs the forward passes under bf16 autocast ([run] precision = "bf16").
-BENCHMARK(BM_train_step)->ArgName("bf16")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(20.0);
-
 int main(int argc, char** argv) {
   jepa::process::tune_allocator();  // as jepa-engine does
   if (const char* peak = std::getenv("JEPA_PEAK_TFLOPS"); peak != nullptr) g_peak_tflops = std::atof(peak);
+  double min_time = 20.0;
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -166,11 +182,22 @@ int main(int argc, char** argv) {
       g_device = a.substr(9);
     } else if (a.rfind("--peak_tflops=", 0) == 0) {
       g_peak_tflops = std::atof(a.c_str() + 14);
+    } else if (a.rfind("--min_time=", 0) == 0) {
+      min_time = std::atof(a.c_str() + 11);
     } else {
       argv[kept++] = argv[i];
     }
   }
   argc = kept;
+  // bf16:0 is fp32, bf16:1 runs the forward passes under bf16 autocast ([run] precision = "bf16").
+  // Registered here so that --min_time (seconds of timed steps; default 20) can shorten a GPU run.
+  benchmark::RegisterBenchmark("BM_train_step", BM_train_step)
+      ->ArgName("bf16")
+      ->Arg(0)
+      ->Arg(1)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime()
+      ->MinTime(min_time);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -6,13 +6,21 @@
 #                                  cross-load plugins between this 2.6 build and the 1.13 build in
 #                                  build/ (the fingerprint gate, both ways)
 #   scripts/check-torch2.sh KIND --root-only   make or update the root, build nothing
-#   scripts/check-torch2.sh cuda   LibTorch 2.6 with CUDA 12.4 and NCCL: build everything with the
-#                                  CUDA and NCCL code paths on, then run the suite (no device here:
-#                                  the GPU tests skip themselves, the rest runs on the CPU)
+#   scripts/check-torch2.sh cuda   LibTorch 2.6 with CUDA 12.4 and NCCL, and the offline rehearsal
+#                                  of the GPU check: the root holds only the build tools and the
+#                                  LibTorch install (CUDA, NCCL, nvcc: what the GPU machine's
+#                                  PyTorch stands for); every other dependency comes from the
+#                                  Debian 12 .debs that scripts/offline/fetch-debs.sh downloads
+#                                  for the GPU machine, unpacked by scripts/offline/unpack-debs.sh,
+#                                  and the build runs without network (unshare -n), as there.
+#                                  Built with -DJEPA_BUILD_UI=OFF (as the GPU check does) and the
+#                                  CUDA and NCCL code paths on; then the suite runs (no device
+#                                  here: the GPU tests skip themselves, the rest runs on the CPU)
 #
 # Either fails on a warning from jepa-lab's own sources (deprecations included). The roots live in
 # .torch2/ (git-ignored; JEPA_TORCH2_DIR moves them) and are reused: a second run costs the build.
-# Needs root (debootstrap, chroot, mounts) and the Debian mirror this machine already uses.
+# Needs root (debootstrap, chroot, mounts, unshare) and the Debian mirror this machine already uses;
+# the cuda check runs fetch-debs.sh here, so this machine must be Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
@@ -42,19 +50,22 @@ say() { printf 'check-torch2 %s [%4ds] %s\n' "$kind" "$(($(date +%s) - started))
 
 # ---- the root: made once, its packages brought up to the list on every run
 
-# The same dependencies as scripts/install-deps.sh (one list, scripts/debian-packages.txt), with
-# trixie's LibTorch: the CPU one, or the CUDA one with NCCL, CUDA-aware Gloo and the matching nvcc.
-# Lines tagged `host-only` are tools that the tests drive on the host (debootstrap itself, SLURM,
-# Chromium): the roots leave them out, and there those tests skip themselves.
-mapfile -t packages < <(sed -e '/host-only/d' -e 's/#.*//' -e '/^[[:space:]]*$/d' scripts/debian-packages.txt | awk '{print $1}')
+# The cpu root: the same dependencies as scripts/install-deps.sh (one list,
+# scripts/debian-packages.txt) with trixie's LibTorch. Lines tagged `host-only` are tools that the
+# tests drive on the host (debootstrap itself, SLURM, Chromium): the roots leave them out, and
+# there those tests skip themselves.
+# The cuda root: only the [tool] lines (what a GPU machine's image brings: compiler, CMake, ninja,
+# and the tools some tests run) and trixie's CUDA LibTorch with NCCL and the matching nvcc. No
+# Gloo headers: Debian's LibTorch has none of its own, so the build uses the carried Debian 12
+# ones, the path unpack-debs.sh takes on a GPU machine whose LibTorch lacks them (F17). Nothing
+# else may come from apt: libtorch-cuda-dev itself pulls in zlib1g-dev (through libprotobuf-dev),
+# which is why the carried zlib1g-dev must win (CMAKE_PREFIX_PATH is searched first).
 if [ "$kind" = cpu ]; then
+  mapfile -t packages < <(sed -e '/host-only/d' -e 's/#.*//' -e '/^[[:space:]]*$/d' scripts/debian-packages.txt | awk '{print $1}')
   packages+=(python3)
 else
-  filtered=()
-  for p in "${packages[@]}"; do
-    case "$p" in libtorch-dev | libgloo-dev) ;; *) filtered+=("$p") ;; esac
-  done
-  packages=("${filtered[@]}" python3 libtorch-cuda-dev libnccl-dev libgloo-cuda-dev nvidia-cuda-toolkit)
+  mapfile -t packages < <(awk '/^[[:space:]]*(#|$)/ || /host-only/ {next} /#[[:space:]]*\[[^]]*tool/ {print $1}' scripts/debian-packages.txt)
+  packages+=(python3 libtorch-cuda-dev libnccl-dev nvidia-cuda-toolkit)
 fi
 
 if [ ! -f "$root/.jepa-root" ]; then
@@ -114,10 +125,25 @@ if [ "$(cat "$root/.jepa-packages" 2> /dev/null || true)" != "$want" ]; then
     tail -30 "$logs/apt.log"
     exit 1
   }
+  if [ "$kind" = cuda ]; then
+    # A root made before the rehearsal (or by hand) may hold our libraries from apt: they would be
+    # found instead of the carried ones and prove nothing. Remove what LibTorch does not depend on.
+    mapfile -t ours < <(awk '/^[[:space:]]*(#|$)/ {next} /host-only|#[[:space:]]*\[[^]]*(tool|torch)/ {next} {print $1}' \
+      scripts/debian-packages.txt)
+    present=()
+    for p in "${ours[@]}" libgloo-cuda-dev libgloo-dev libfmt-dev libboost1.74-dev libboost1.83-dev libgtest-dev; do
+      in_root dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'install ok installed' && present+=("$p")
+    done
+    if [ ${#present[@]} -gt 0 ]; then
+      say "removing ${present[*]} from the root (they must come from the carried .debs)"
+      in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "${present[@]}" >> "$logs/apt.log" 2>&1
+      in_root dpkg-query -W libtorch-cuda-dev > /dev/null
+    fi
+  fi
   echo "$want" > "$root/.jepa-packages"
 fi
 
-if [ "$kind" = cuda ] && ! in_root sh -c 'ls /usr/lib/x86_64-linux-gnu/libcudnn.so.9 /usr/local/lib/libcudnn.so.9' \
+if [ "$kind" = cuda ] && ! in_root sh -c 'ls /usr/lib/x86_64-linux-gnu/libcudnn.so.9 || ls /usr/local/lib/libcudnn.so.9' \
   > /dev/null 2>&1; then
   # The CUDA LibTorch links cuDNN, which Debian does not ship. A compile-and-CPU check needs only
   # its symbols: a stub that aborts if ever called (it cannot be: there is no device here).
@@ -148,7 +174,29 @@ say "configuring and building against $(in_root dpkg-query -W -f='${Package} ${V
   "$([ "$kind" = cpu ] && echo libtorch-dev || echo libtorch-cuda-dev)")"
 rm -rf "$root/build"
 configure=(cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-in_root "${configure[@]}" > "$logs/configure.log" 2>&1 || {
+offline=()
+if [ "$kind" = cuda ]; then
+  # The carried set, fetched here (Debian 12) as for the GPU machine, unpacked inside the root by
+  # the script that runs there; everything after this reads the environment it prints.
+  say "fetching the offline set (scripts/offline/fetch-debs.sh) and unpacking it in the root"
+  rm -rf "$root/device-deps" "$root/deps"
+  bash scripts/offline/fetch-debs.sh "$root/device-deps" > "$logs/fetch-debs.log" 2>&1 || {
+    cat "$logs/fetch-debs.log"
+    exit 1
+  }
+  in_root bash /device-deps/unpack-debs.sh --torch-include /usr/include /device-deps /deps \
+    > "$root/deps.env" 2> "$logs/unpack-debs.log" || {
+    cat "$logs/unpack-debs.log"
+    exit 1
+  }
+  cat "$logs/unpack-debs.log"
+  # No network for configure and build: what is not carried or in the root is not there.
+  offline=(unshare -n)
+  configure=(bash -c '. /deps.env && exec "$@"' configure "${configure[@]}" -DJEPA_BUILD_UI=OFF)
+fi
+in_root_offline() { "${offline[@]}" chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  HOME=/root LANG=C.UTF-8 CCACHE_DIR=/ccache TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" "$@"; }
+in_root_offline "${configure[@]}" > "$logs/configure.log" 2>&1 || {
   cat "$logs/configure.log"
   exit 1
 }
@@ -158,9 +206,19 @@ if [ "$kind" = cuda ]; then
     grep -i -E "nccl|cuda" "$logs/configure.log" >&2 || true
     exit 1
   }
+  # Every dependency that CMake found must be a carried one (under /deps), LibTorch's or the
+  # toolchain's: a path to /usr/include or /usr/lib of ours means the root still had it from apt.
+  grep -E "^(fmt|tomlplusplus|CLI11|nlohmann_json|GTest|benchmark|Boost|boost_[a-z]+|PNG|ZLIB|OPENSSL|SQLite3|TURBOJPEG|GLOO)[A-Za-z_]*:(PATH|FILEPATH)=" \
+    "$root/build/CMakeCache.txt" | grep -v -E "=(/deps/|.*-NOTFOUND$)" > "$logs/not-carried.txt" || true
+  if [ -s "$logs/not-carried.txt" ]; then
+    echo "check-torch2 cuda: found outside the carried set (/deps):" >&2
+    cat "$logs/not-carried.txt" >&2
+    exit 1
+  fi
 fi
 build_start=$(date +%s)
-in_root cmake --build /build --parallel "$(nproc)" > "$logs/build.log" 2>&1 || {
+in_root_offline bash -c '[ ! -f /deps.env ] || . /deps.env; exec "$@"' build cmake --build /build --parallel "$(nproc)" \
+  > "$logs/build.log" 2>&1 || {
   grep -E "error|FAILED" "$logs/build.log" | head -40
   exit 1
 }
@@ -183,7 +241,8 @@ fi
 
 say "running the test suite"
 test_start=$(date +%s)
-if ! in_root bash -c 'cd /build && ctest --output-on-failure --parallel "$(nproc)" --timeout 600' \
+# The carried libraries and dataset (JEPA_FASHION_MNIST) through deps.env, as on the GPU machine.
+if ! in_root bash -c '[ ! -f /deps.env ] || . /deps.env; cd /build && ctest --output-on-failure --parallel "$(nproc)" --timeout 600' \
   > "$logs/ctest.log" 2>&1; then
   grep -E "tests passed|\(Failed\)|\(Timeout\)|Exception" "$logs/ctest.log" >&2 || true
   echo "check-torch2 $kind: the suite failed on LibTorch 2.6; the log is $logs/ctest.log" >&2

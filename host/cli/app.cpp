@@ -71,10 +71,12 @@ int run_cli(int argc, char** argv, bool full) {
 #else
   (void)full;
 #endif
-  for (auto c : {add_runs_command(app), add_show_command(app), add_compare_command(app), add_plot_command(app),
-                 add_ui_command(app, global)}) {
+  for (auto c : {add_runs_command(app), add_show_command(app), add_compare_command(app), add_plot_command(app)}) {
     commands.push_back(c);
   }
+#ifdef JEPA_WITH_UI
+  commands.push_back(add_ui_command(app, global));
+#endif
 
   if (argc == 1) {
     std::fputs(app.help().c_str(), stdout);

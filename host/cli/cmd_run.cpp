@@ -410,7 +410,10 @@ Command add_run_command(CLI::App& parent, const GlobalOptions& global) {
       "  srun --ntasks 16 jepa-engine run FILE          # (from RANK/WORLD_SIZE/MASTER_* or SLURM_*)\n"
       "Ctrl-C stops after the current step, writes a checkpoint and records the run as KILLED;\n"
       "`jepa run --resume RUN` continues it exactly (with the same --nproc). A rank that dies or\n"
-      "hangs longer than [distributed] timeout ends the run as FAILED, naming the rank.");
+      "hangs longer than [distributed] timeout ends the run as FAILED, naming the rank.\n"
+      "Fashion-MNIST ([data] dataset = \"fashion_mnist\", the default) is read from [data] path; left\n"
+      "empty, from $JEPA_FASHION_MNIST when set, else /usr/share/datasets/fashion-mnist (Debian's\n"
+      "dataset-fashion-mnist).");
   return {sub, [&global, o] { return run_run(global, *o); }};
 }
 

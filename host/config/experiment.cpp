@@ -21,7 +21,7 @@
 //
 //   [data]
 //   dataset = "fashion_mnist"  # fashion_mnist | image_folder
-//   path = ""                  # "" = /usr/share/datasets/fashion-mnist for fashion_mnist;
+//   path = ""                  # "" = $JEPA_FASHION_MNIST, else /usr/share/datasets/fashion-mnist, for fashion_mnist;
 //                              # required for image_folder (<path>/train/<class>/*.jpg, <path>/val/...)
 //   image_size = 28            # 8..4096
 //   batch_size = 128           # >= 1
@@ -1066,7 +1066,7 @@ class Resolver {
             fmt::format("{}[data] path: required when dataset = \"image_folder\" (the folder holding train/ and val/)",
                         origin("path")));
       }
-      e.path = data::kFashionMnistDefaultPath;
+      e.path = data::fashion_mnist_default_path();
     }
     // Fashion-MNIST's statistics make no sense for RGB photos: switch unless the user chose.
     if (folder && host_values_.count("data.mean") == 0) e.mean = kImagenetMean;

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -48,7 +49,14 @@ class ImageSource {
 // train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,
 // t10k-labels-idx1-ubyte.gz. Throws DataError naming the file when one is missing or malformed.
 std::unique_ptr<ImageSource> open_fashion_mnist(const std::filesystem::path& folder, Split split);
+// Where Debian's dataset-fashion-mnist puts it.
 inline const char* kFashionMnistDefaultPath = "/usr/share/datasets/fashion-mnist";
+// The folder an empty [data] path means: $JEPA_FASHION_MNIST when set and not empty (the dataset
+// unpacked elsewhere, e.g. from carried .debs: docs/offline-build.md), else the Debian folder.
+inline std::string fashion_mnist_default_path() {
+  const char* env = std::getenv("JEPA_FASHION_MNIST");
+  return env != nullptr && *env != '\0' ? std::string(env) : std::string(kFashionMnistDefaultPath);
+}
 
 // ImageNet-style folders: <root>/train/<class>/*.{jpg,jpeg,png} and <root>/val/<class>/...
 // (test split = "val", or "test" when there is no "val"). Classes are the sorted sub-folder
@@ -79,23 +87,23 @@ struct Batch {
   int channels = 0;
   int height = 0;
   int width = 0;
-  std::vector<float> images;    // batch_size * channels * height * width
-  std::vector<int64_t> labels;  // batch_size
-  std::vector<int64_t> indices; // dataset indices, batch_size
+  std::vector<float> images;     // batch_size * channels * height * width
+  std::vector<int64_t> labels;   // batch_size
+  std::vector<int64_t> indices;  // dataset indices, batch_size
   int64_t epoch = 0;
-  int64_t batch_index = 0;      // within the epoch
+  int64_t batch_index = 0;  // within the epoch
 };
 
 struct LoaderOptions {
   int64_t batch_size = 128;
   uint64_t seed = 0;
-  bool shuffle = true;     // deterministic given (seed, epoch)
+  bool shuffle = true;  // deterministic given (seed, epoch)
   bool drop_last = true;
-  int workers = 2;         // decoding threads; 0 = decode on the calling thread
-  int prefetch = 4;        // batches decoded ahead
-  int rank = 0;            // shard: this rank reads every world_size-th item of the epoch's order,
-  int world_size = 1;      //   as torch's DistributedSampler
-  int64_t limit = 0;       // use only the first `limit` items of the source (0 = all); for quick runs
+  int workers = 2;     // decoding threads; 0 = decode on the calling thread
+  int prefetch = 4;    // batches decoded ahead
+  int rank = 0;        // shard: this rank reads every world_size-th item of the epoch's order,
+  int world_size = 1;  //   as torch's DistributedSampler
+  int64_t limit = 0;   // use only the first `limit` items of the source (0 = all); for quick runs
 };
 
 // Iterates the batches of one epoch, in an order fixed by (seed, epoch), decoding in worker
@@ -109,8 +117,8 @@ struct LoaderOptions {
 // next() rethrows an exception raised while decoding (in a worker or not), in batch order.
 class EpochLoader {
  public:
-  EpochLoader(std::shared_ptr<const ImageSource> source, Transform transform, LoaderOptions options,
-              int64_t epoch, int64_t start_batch = 0);
+  EpochLoader(std::shared_ptr<const ImageSource> source, Transform transform, LoaderOptions options, int64_t epoch,
+              int64_t start_batch = 0);
   ~EpochLoader();  // stops and joins the workers
   EpochLoader(const EpochLoader&) = delete;
   EpochLoader& operator=(const EpochLoader&) = delete;

@@ -17,7 +17,7 @@ int dataset_channels(const config::Experiment& e) {
 
 std::shared_ptr<const data::ImageSource> open_split(const config::Experiment& e, data::Split split) {
   if (e.dataset == "fashion_mnist") {
-    return data::open_fashion_mnist(e.path.empty() ? data::kFashionMnistDefaultPath : e.path, split);
+    return data::open_fashion_mnist(e.path.empty() ? data::fashion_mnist_default_path() : e.path, split);
   }
   return data::open_image_folder(e.path, split);
 }

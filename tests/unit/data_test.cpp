@@ -174,8 +174,8 @@ void expect_same_batches(const std::vector<Batch>& a, const std::vector<Batch>& 
 class FashionMnistTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    train_ = open_fashion_mnist(kFashionMnistDefaultPath, Split::train).release();
-    test_ = open_fashion_mnist(kFashionMnistDefaultPath, Split::test).release();
+    train_ = open_fashion_mnist(fashion_mnist_default_path(), Split::train).release();
+    test_ = open_fashion_mnist(fashion_mnist_default_path(), Split::test).release();
   }
   static void TearDownTestSuite() {
     delete train_;
@@ -189,7 +189,7 @@ ImageSource* FashionMnistTest::test_ = nullptr;
 
 // The IDX payload bytes at `offset` read straight from the .gz, independently of the reader.
 std::vector<unsigned char> raw_gz_bytes(const std::string& name, size_t offset, size_t count) {
-  gzFile file = gzopen((fs::path(kFashionMnistDefaultPath) / name).c_str(), "rb");
+  gzFile file = gzopen((fs::path(fashion_mnist_default_path()) / name).c_str(), "rb");
   EXPECT_NE(file, nullptr);
   std::vector<unsigned char> skip(offset);
   std::vector<unsigned char> bytes(count);
@@ -296,7 +296,7 @@ TEST(FashionMnistErrors, MalformedFilesNameTheFile) {
 
   // A gzip stream cut in the middle (the first 5000 bytes of the real file).
   {
-    std::ifstream in(fs::path(kFashionMnistDefaultPath) / "t10k-images-idx3-ubyte.gz", std::ios::binary);
+    std::ifstream in(fs::path(fashion_mnist_default_path()) / "t10k-images-idx3-ubyte.gz", std::ios::binary);
     std::vector<unsigned char> head(5000);
     in.read(reinterpret_cast<char*>(head.data()), 5000);
     write_bytes(images, head);

@@ -2,6 +2,7 @@
 // the resolved JSON round trip and flatten(). Runs against the real masking plugins, the
 // tiny_encoder fixture and the config_components fixture (a predictor and two evaluators).
 #include "config/experiment.hpp"
+#include "data/dataset.hpp"
 
 #include <gtest/gtest.h>
 
@@ -125,7 +126,7 @@ TEST_F(ExperimentTest, MinimalFileFillsEveryDefault) {
   EXPECT_EQ(e.device, "auto");
   EXPECT_EQ(e.precision, "auto");
   EXPECT_EQ(e.dataset, "fashion_mnist");
-  EXPECT_EQ(e.path, "/usr/share/datasets/fashion-mnist");
+  EXPECT_EQ(e.path, jepa::data::fashion_mnist_default_path());  // the Debian folder unless JEPA_FASHION_MNIST
   EXPECT_EQ(e.batch_size, 128);
   EXPECT_EQ(e.mean, (std::vector<double>{0.2860}));
   EXPECT_EQ(e.crop_scale, d.crop_scale);
@@ -150,7 +151,7 @@ TEST_F(ExperimentTest, MinimalFileFillsEveryDefault) {
   EXPECT_EQ(r["checkpoint"].size(), 2u);
   EXPECT_EQ(r["logging"].size(), 1u);
   EXPECT_EQ(r["run"]["name"], "exp");
-  EXPECT_EQ(r["data"]["path"], "/usr/share/datasets/fashion-mnist");
+  EXPECT_EQ(r["data"]["path"], e.path);
   EXPECT_DOUBLE_EQ(r["optimization"]["final_lr"].get<double>(), 1e-6);
   EXPECT_EQ(r["optimization"]["epochs"], 300);
   EXPECT_EQ(r["masking"]["strategy"], "multiblock");
@@ -230,6 +231,22 @@ stop_when = "top1 < 20"
 evaluator = "fixture_monitor"
 params = { every = 5 }
 )";
+
+// JEPA_FASHION_MNIST moves the default dataset folder (the offline GPU check unpacks the dataset
+// under .deps/); an explicit path still wins, and unset or empty means Debian's folder.
+TEST_F(ExperimentTest, FashionMnistDefaultFollowsTheEnvironment) {
+  const char* before = std::getenv("JEPA_FASHION_MNIST");
+  const std::string saved = before != nullptr ? before : "";
+  ::setenv("JEPA_FASHION_MNIST", "/carried/fashion-mnist", 1);
+  EXPECT_EQ(load(kRequired).path, "/carried/fashion-mnist");
+  EXPECT_EQ(load(kRequired).resolved["data"]["path"], "/carried/fashion-mnist");
+  EXPECT_EQ(load(kRequired + "[data]\npath = \"/mine\"\n").path, "/mine");
+  ::setenv("JEPA_FASHION_MNIST", "", 1);
+  EXPECT_EQ(load(kRequired).path, "/usr/share/datasets/fashion-mnist");
+  ::unsetenv("JEPA_FASHION_MNIST");
+  EXPECT_EQ(load(kRequired).path, "/usr/share/datasets/fashion-mnist");
+  if (before != nullptr) ::setenv("JEPA_FASHION_MNIST", saved.c_str(), 1);
+}
 
 TEST_F(ExperimentTest, FullFileSetsEveryKey) {
   const Experiment e = load(kFull);
