@@ -48,7 +48,10 @@ TEST(Gpu, TrainsWithBf16AutocastAndResumes) {
   ASSERT_EQ(resumed.code, 0) << resumed.err;
   jepa::store::Store store(db.string());
   EXPECT_EQ(store.find_run(1)->status, jepa::store::RunStatus::completed);
-  EXPECT_EQ(store.environment(1).at("device").substr(0, 4), "cuda");
+  const auto env = store.environment(1);
+  EXPECT_EQ(env.at("device"), "cuda:0");
+  EXPECT_EQ(env.at("matmul_precision"), "high") << "fp32 matrix products in TF32 on CUDA";
+  EXPECT_EQ(env.at("optimizer_impl"), "fused") << "at::_fused_adamw_ on LibTorch 2.x";
   const auto losses = store.metrics(1, "train/loss");
   ASSERT_EQ(losses.size(), 32u);
   for (const auto& m : losses) EXPECT_TRUE(std::isfinite(m.value)) << "step " << m.step;
