@@ -2,17 +2,28 @@
 
 #include "train/evaluation.hpp"
 
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/torch.h>
 
 #include <cstring>
 
 namespace jepa::train {
 
-BatchPrefetcher::BatchPrefetcher(data::EpochLoader& loader, TrainStep& step, int64_t first_step, bool pinned, int depth)
+namespace {
+
+const c10::impl::DeviceGuardImplInterface& cuda() {
+  return *c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+}
+
+}  // namespace
+
+BatchPrefetcher::BatchPrefetcher(data::EpochLoader& loader, TrainStep& step, int64_t first_step, c10::Device device,
+                                 int depth)
     : loader_(loader),
       step_(step),
       next_step_(first_step),
-      pinned_(pinned),
+      device_(device),
       depth_(static_cast<size_t>(std::max(1, depth))),
       thread_([this] { produce(); }) {}
 
@@ -27,6 +38,9 @@ BatchPrefetcher::~BatchPrefetcher() {
 
 void BatchPrefetcher::produce() {
   try {
+    // A new thread's current device is GPU 0: pinned allocations and streams here would put a
+    // context on another rank's GPU (as PyTorch's pin-memory thread, set the rank's own first).
+    if (device_.is_cuda()) cuda().setDevice(device_);
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -40,11 +54,21 @@ void BatchPrefetcher::produce() {
       r.batch = std::move(*batch);
       r.masks = step_.prepare_masks(static_cast<int>(r.batch.batch_size), r.step);
       const torch::Tensor view = images_tensor(r.batch);
-      if (pinned_) {
+      if (device_.is_cuda()) {
         // From the CUDA caching host allocator: its blocks are reused once the copies that read
         // them have finished, so the pinned buffers cost one allocation each, not one per batch.
-        r.images = torch::empty(view.sizes(), view.options().pinned_memory(true));
-        std::memcpy(r.images.data_ptr<float>(), view.data_ptr<float>(), static_cast<size_t>(view.numel()) * 4);
+        auto pinned = torch::empty(view.sizes(), view.options().pinned_memory(true));
+        std::memcpy(pinned.data_ptr<float>(), view.data_ptr<float>(), static_cast<size_t>(view.numel()) * 4);
+        // On a side stream, so that the transfer runs while the GPU computes the step before.
+        // The destinations are allocated on the side stream; next() marks them used on the
+        // training stream too, so that the allocator does not reuse them early.
+        const c10::Stream side = cuda().getStreamFromGlobalPool(device_);
+        c10::StreamGuard on_side(side);
+        r.images = pinned.to(device_, /*non_blocking=*/true);
+        r.masks.context = r.masks.context.to(device_, /*non_blocking=*/true);
+        r.masks.target = r.masks.target.to(device_, /*non_blocking=*/true);
+        r.copied = std::make_shared<c10::Event>(c10::DeviceType::CUDA);
+        r.copied->record(side);
       } else {
         r.images = view;  // points into r.batch.images, which moves with it (a vector keeps its buffer)
       }
@@ -72,6 +96,11 @@ std::optional<ReadyBatch> BatchPrefetcher::next() {
   queue_.pop_front();
   lock.unlock();
   space_.notify_all();
+  if (r.copied) {
+    const c10::Stream training = cuda().getStream(device_);
+    r.copied->block(training);
+    for (auto* t : {&r.images, &r.masks.context, &r.masks.target}) t->record_stream(training);
+  }
   return r;
 }
 

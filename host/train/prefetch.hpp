@@ -1,18 +1,21 @@
 // Batches made ready for the step ahead of it, on a thread of their own: the loader's next batch,
 // its masks (sampled by the masking plugin, off the training thread's critical path), and for a
-// CUDA run the images and mask indices in pinned host memory, so that the step's copies to the
-// GPU are asynchronous and the training thread never waits for a transfer.
+// CUDA run the images and mask indices copied into pinned host memory and on to the GPU on a side
+// stream, so that the transfer of batch N+1 overlaps step N's compute and the training thread
+// never waits for one.
 #pragma once
 
 #include "data/dataset.hpp"
 #include "train/step.hpp"
 
+#include <c10/core/Event.h>
 #include <torch/types.h>
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -20,23 +23,25 @@
 namespace jepa::train {
 
 struct ReadyBatch {
-  data::Batch batch;     // the loader's batch (its labels, indices, epoch; the CPU images' owner)
-  torch::Tensor images;  // [B, C, H, W] fp32 on the CPU: pinned for a CUDA run, else a view of batch
-  StepMasks masks;       // for step `step`
-  int64_t step = 0;      // the 0-based iteration this batch trains
+  data::Batch batch;                   // the loader's batch (its labels, indices, epoch; the CPU images' owner)
+  torch::Tensor images;                // [B, C, H, W] fp32: on the GPU for a CUDA run, else a view of batch
+  StepMasks masks;                     // for step `step`; its index tensors on the run's device for a CUDA run
+  int64_t step = 0;                    // the 0-based iteration this batch trains
+  std::shared_ptr<c10::Event> copied;  // CUDA: recorded on the side stream after the copies
 };
 
 class BatchPrefetcher {
  public:
   // Takes batches from `loader` (only this object's thread calls loader.next() from now on) for
   // the steps first_step, first_step + 1, ...; at most `depth` ready batches wait.
-  BatchPrefetcher(data::EpochLoader& loader, TrainStep& step, int64_t first_step, bool pinned, int depth = 2);
+  BatchPrefetcher(data::EpochLoader& loader, TrainStep& step, int64_t first_step, c10::Device device, int depth = 2);
   ~BatchPrefetcher();  // stops and joins the thread
   BatchPrefetcher(const BatchPrefetcher&) = delete;
   BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
 
   // The next batch in order, or std::nullopt at the end of the epoch; rethrows what the loader or
-  // the masking plugin threw, at the batch where it happened.
+  // the masking plugin threw, at the batch where it happened. For a CUDA run the calling thread's
+  // current stream is made to wait for the batch's copies (a device-side wait, not a host one).
   std::optional<ReadyBatch> next();
 
  private:
@@ -45,7 +50,7 @@ class BatchPrefetcher {
   data::EpochLoader& loader_;
   TrainStep& step_;
   int64_t next_step_;
-  bool pinned_;
+  c10::Device device_;
   size_t depth_;
 
   std::mutex mutex_;

@@ -539,7 +539,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     };
     while (state.step < total_steps && stop_reason.empty()) {
       data::EpochLoader loader(train_source, make_transform(e, true), lopts, epoch, batch_index);
-      BatchPrefetcher prefetch(loader, step, state.step, device.is_cuda());
+      BatchPrefetcher prefetch(loader, step, state.step, device);
       while (state.step < total_steps) {
         auto ready = prefetch.next();
         if (!ready) break;
