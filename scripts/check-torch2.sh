@@ -208,7 +208,7 @@ if [ "$kind" = cuda ]; then
   }
   # Every dependency that CMake found must be a carried one (under /deps), LibTorch's or the
   # toolchain's: a path to /usr/include or /usr/lib of ours means the root still had it from apt.
-  grep -E "^(fmt|tomlplusplus|CLI11|nlohmann_json|GTest|benchmark|Boost|boost_[a-z]+|PNG|ZLIB|OPENSSL|SQLite3|TURBOJPEG|GLOO)[A-Za-z_]*:(PATH|FILEPATH)=" \
+  grep -E "^(fmt|tomlplusplus|CLI11|nlohmann_json|GTest|benchmark|Boost|boost_[a-z]+|PNG|ZLIB|OPENSSL|SQLite3|TURBOJPEG|JPEG|GLOO)[A-Za-z_]*:(PATH|FILEPATH)=" \
     "$root/build/CMakeCache.txt" | grep -v -E "=(/deps/|.*-NOTFOUND$)" > "$logs/not-carried.txt" || true
   if [ -s "$logs/not-carried.txt" ]; then
     echo "check-torch2 cuda: found outside the carried set (/deps):" >&2

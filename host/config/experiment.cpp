@@ -25,9 +25,19 @@
 //                              # required for image_folder (<path>/train/<class>/*.jpg, <path>/val/...)
 //   image_size = 28            # 8..4096
 //   batch_size = 128           # >= 1
-//   workers = 2                # 0..64 decoding threads
-//   random_crop = false        # RandomResizedCrop when training
+//   workers = -1               # decoding threads per rank, each taking one image at a time;
+//                              #   -1 = auto: on CUDA the rank's share of the cores less one, on
+//                              #   a CPU run a quarter of it (at least 2); 0 = the training thread
+//   prefetch = 3               # batches decoded ahead of training, 1..64
+//   random_crop = false        # RandomResizedCrop when training (else the evaluation transform)
 //   crop_scale = [0.3, 1.0]    # area fraction range, each in (0, 1]
+//   horizontal_flip = false    # RandomHorizontalFlip after the crop (upstream: off)
+//   eval_transform = "auto"    # center_crop: Resize(image_size * 256 / 224) of the shorter
+//                              #   side, then CenterCrop(image_size), as the official probe;
+//                              #   resize: the whole image to image_size x image_size; auto:
+//                              #   center_crop for image_folder, resize for fashion_mnist (whose
+//                              #   28x28 items are whole, centred objects). Also what training
+//                              #   uses when random_crop = false
 //   mean = [0.2860]            # per channel: 1 value (shared) or one per channel
 //   std = [0.3530]             # (fashion_mnist: 1 channel; image_folder: 3, where mean/std
 //                              #  default to ImageNet's [0.485, 0.456, 0.406] / [0.229, 0.224, 0.225])
@@ -312,9 +322,15 @@ const std::vector<HostSection>& host_sections() {
           key("path", &E::path, "dataset folder (\"\" = the Debian package's Fashion-MNIST)"),
           key("image_size", &E::image_size, "side of the square input images, pixels").range(8, 4096),
           key("batch_size", &E::batch_size, "images per batch").at_least(1),
-          key("workers", &E::workers, "decoding threads").range(0, 64),
+          key("workers", &E::workers, "decoding threads per rank; -1 = auto (from the cores and ranks)").range(-1, 256),
+          key("prefetch", &E::prefetch, "batches decoded ahead of training").range(1, 64),
           key("random_crop", &E::random_crop, "RandomResizedCrop when training"),
           key("crop_scale", &E::crop_scale, "RandomResizedCrop area fraction range").length(2).above(0).at_most(1),
+          key("horizontal_flip", &E::horizontal_flip, "RandomHorizontalFlip(0.5) after the crop when training"),
+          key("eval_transform", &E::eval_transform,
+              "center_crop (Resize to image_size*256/224, CenterCrop), resize (the whole image) or auto "
+              "(center_crop for image_folder, resize for fashion_mnist)")
+              .one_of({"auto", "center_crop", "resize"}),
           key("mean", &E::mean, "normalisation mean: 1 value or one per channel"),
           key("std", &E::std, "normalisation std: 1 value or one per channel").above(0),
           key("limit_train", &E::limit_train, "use only this many training images; 0 = all").at_least(0)}});

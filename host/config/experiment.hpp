@@ -69,10 +69,14 @@ struct Experiment {
   std::string path;                       // default: the Debian package's folder for fashion_mnist
   int64_t image_size = 28;
   int64_t batch_size = 128;
-  int workers = 2;
+  int workers = -1;  // decoding threads per rank; -1 = auto (data::auto_workers)
+  int prefetch = 3;  // batches decoded ahead
   bool random_crop = false;
   std::array<double, 2> crop_scale{0.3, 1.0};
-  std::vector<double> mean{0.2860};  // per channel
+  bool horizontal_flip = false;
+  std::string eval_transform = "auto";  // "center_crop" (Resize + CenterCrop), "resize", or "auto":
+                                        // center_crop for image folders, resize for Fashion-MNIST
+  std::vector<double> mean{0.2860};     // per channel
   std::vector<double> std{0.3530};
   int64_t limit_train = 0;  // 0 = the whole training split
 

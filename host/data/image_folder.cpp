@@ -1,19 +1,20 @@
-// ImageNet-style class folders, decoded on demand with libjpeg-turbo (TurboJPEG v2 API, Debian 12
-// ships 2.1) and libpng's simplified API. load() is called concurrently by the loader's workers.
+// ImageNet-style class folders, decoded on demand: JPEG through the libjpeg API
+// (data/jpeg_decoder.cpp: crop decodes), PNG through libpng's simplified API. load() and
+// load_window() are called concurrently by the loader's workers.
 #include <png.h>
-#include <turbojpeg.h>
 
 #include <fmt/format.h>
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <system_error>
 #include <utility>
 
 #include "data/dataset.hpp"
+#include "data/jpeg_decoder.hpp"
 
 namespace fs = std::filesystem;
 
@@ -21,20 +22,7 @@ namespace jepa::data {
 namespace {
 
 // Refuse to allocate for absurd headers (a corrupt file claiming 60000 x 60000 pixels).
-constexpr int64_t kMaxPixels = int64_t{1} << 28;
-
-struct TjDeleter {
-  void operator()(void* handle) const { tjDestroy(handle); }
-};
-using TjHandle = std::unique_ptr<void, TjDeleter>;
-
-// One decompressor per thread: a tjhandle must not be shared between threads, and creating one
-// per image would cost an allocation of libjpeg's state each time.
-TjHandle& thread_decompressor() {
-  thread_local TjHandle handle;
-  if (!handle) handle.reset(tjInitDecompress());
-  return handle;
-}
+constexpr int64_t kMaxPixels = detail::kMaxJpegPixels;
 
 bool has_image_extension(const fs::path& path) {
   std::string ext = path.extension().string();
@@ -42,56 +30,17 @@ bool has_image_extension(const fs::path& path) {
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
 }
 
-std::optional<std::vector<unsigned char>> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return std::nullopt;
-  const std::streamoff size = in.tellg();
-  if (size <= 0) return std::nullopt;
-  std::vector<unsigned char> bytes(static_cast<size_t>(size));
-  in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) return std::nullopt;
-  return bytes;
-}
-
-std::optional<Image> decode_jpeg(const std::vector<unsigned char>& bytes) {
-  TjHandle& handle = thread_decompressor();
-  if (!handle) return std::nullopt;
-  int width = 0;
-  int height = 0;
-  int subsampling = 0;
-  int colorspace = 0;
-  if (tjDecompressHeader3(handle.get(), bytes.data(), bytes.size(), &width, &height, &subsampling, &colorspace) != 0) {
-    return std::nullopt;
-  }
-  if (width <= 0 || height <= 0 || int64_t{width} * height > kMaxPixels) return std::nullopt;
-  // libjpeg cannot convert CMYK to RGB itself; those (a few dozen ImageNet files) are decoded as
-  // CMYK and converted below, assuming Adobe's inverted storage as every common writer uses.
-  const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
-  const int pixel_format = cmyk ? TJPF_CMYK : TJPF_RGB;
-  const int pixel_size = tjPixelSize[pixel_format];
-  std::vector<unsigned char> decoded(static_cast<size_t>(width) * height * pixel_size);
-  if (tjDecompress2(handle.get(), bytes.data(), bytes.size(), decoded.data(), width, 0, height, pixel_format, 0) != 0) {
-    // A warning (e.g. extraneous bytes before a marker) still yields the full image, as PIL
-    // accepts it; a fatal error does not. Start afresh after a fatal error to be safe.
-    if (tjGetErrorCode(handle.get()) != TJERR_WARNING) {
-      handle.reset();
-      return std::nullopt;
-    }
-  }
-  Image image;
-  image.height = height;
-  image.width = width;
-  image.channels = 3;
-  if (!cmyk) {
-    image.pixels = std::move(decoded);
-    return image;
-  }
-  image.pixels.resize(static_cast<size_t>(width) * height * 3);
-  for (size_t p = 0, n = static_cast<size_t>(width) * height; p < n; ++p) {
-    const unsigned k = decoded[4 * p + 3];
-    for (int c = 0; c < 3; ++c) image.pixels[3 * p + c] = static_cast<uint8_t>((decoded[4 * p + c] * k + 127) / 255);
-  }
-  return image;
+// The whole file into `bytes` (a buffer each thread reuses); false when it is unreadable or empty.
+bool read_file(const std::string& path, std::vector<unsigned char>& bytes) {
+  struct Closer {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, Closer> file(std::fopen(path.c_str(), "rb"));
+  if (!file || std::fseek(file.get(), 0, SEEK_END) != 0) return false;
+  const long size = std::ftell(file.get());
+  if (size <= 0 || size > (long{1} << 31) || std::fseek(file.get(), 0, SEEK_SET) != 0) return false;
+  bytes.resize(static_cast<size_t>(size));
+  return std::fread(bytes.data(), 1, bytes.size(), file.get()) == bytes.size();
 }
 
 std::optional<Image> decode_png(const std::vector<unsigned char>& bytes) {
@@ -162,13 +111,19 @@ class ImageFolder final : public ImageSource {
 
   int64_t label(int64_t index) const override { return at(index).second; }
 
-  std::optional<Image> load(int64_t index) const override {
-    const auto bytes = read_file(at(index).first);
-    if (!bytes || bytes->size() < 4) return std::nullopt;
+  std::optional<Image> load(int64_t index) const override { return load_window(index, WindowOf()); }
+
+  std::optional<Image> load_window(int64_t index, const WindowOf& window_of) const override {
+    thread_local std::vector<unsigned char> bytes;
+    if (!read_file(at(index).first, bytes) || bytes.size() < 4) return std::nullopt;
     // By content, not by extension: ImageNet has PNGs named .JPEG.
-    const auto& b = *bytes;
-    if (b[0] == 0xFF && b[1] == 0xD8) return decode_jpeg(b);
-    if (b[0] == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G') return decode_png(b);
+    const auto& b = bytes;
+    if (b[0] == 0xFF && b[1] == 0xD8) return detail::decode_jpeg(b.data(), b.size(), &window_of);
+    if (b[0] == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G') {
+      std::optional<Image> image = decode_png(b);
+      if (image && window_of) window_of(image->height, image->width);
+      return image;
+    }
     return std::nullopt;
   }
 

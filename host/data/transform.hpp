@@ -1,5 +1,6 @@
-// Private to the data room (and its tests): seeded random helpers, the RandomResizedCrop box and
-// the prepared per-image transform the loader and load_range share.
+// Private to the data room (and its tests): seeded random helpers, the RandomResizedCrop box, PIL's
+// antialiased bilinear resample, and the prepared per-image transform the loader and load_range
+// share.
 #pragma once
 
 #include <array>
@@ -24,14 +25,6 @@ uint64_t uniform_below(std::mt19937_64& rng, uint64_t bound);
 // Uniform double in [0, 1) from the top 53 bits.
 double uniform_unit(std::mt19937_64& rng);
 
-// A crop rectangle inside an image: rows [top, top + height), columns [left, left + width).
-struct CropBox {
-  int top = 0;
-  int left = 0;
-  int height = 0;
-  int width = 0;
-};
-
 // torchvision's RandomResizedCrop.get_params with ratio [3/4, 4/3]: 10 tries of a random area
 // fraction in [scale[0], scale[1]] and log-uniform aspect ratio, then the centre-crop fallback.
 CropBox random_resized_crop_box(int height, int width, const std::array<double, 2>& scale, std::mt19937_64& rng);
@@ -39,35 +32,65 @@ CropBox random_resized_crop_box(int height, int width, const std::array<double, 
 // The generator for item `index` of epoch `epoch`: the same crop whatever thread decodes it.
 std::mt19937_64 crop_rng(uint64_t seed, int64_t epoch, int64_t index);
 
+// One output axis of PIL's resample (ImagingResample, BILINEAR: a triangle filter of support
+// max(1, in/out)), fixed point with 22 fractional bits as Pillow's 8-bit path. Outputs
+// [out_begin, out_begin + out_count) of a resize of `in_size` source pixels to `out_full` pixels;
+// source index i is pixel offset + i of the image. The filter is clamped to the `in_size` pixels,
+// so a crop-then-resize clamps at the crop's edges and a resize-then-crop at the image's.
+struct Axis {
+  int taps = 0;                 // weights per output (the widest window)
+  std::vector<int> first;       // per output: first source pixel (image coordinates)
+  std::vector<int> count;       // per output: source pixels weighted
+  std::vector<int32_t> weight;  // per output: `taps` weights, the first `count` used
+  int lowest() const;           // first source pixel any output reads
+  int highest() const;          // one past the last
+};
+Axis resample_axis(int in_size, int offset, int out_full, int out_begin, int out_count, bool reverse = false);
+
+// How one item becomes image_size x image_size: the two axes (already reversed for a flip).
+struct SamplePlan {
+  Axis x;
+  Axis y;
+  // The source pixels the plan reads: what a crop decode must deliver.
+  CropBox region() const;
+};
+
+// Resamples `image` (a whole image or a window of one that covers plan.region()) with `plan`:
+// a horizontal pass rounded to 8 bits, then a vertical pass rounded to 8 bits, as Pillow, written
+// as CHW uint8 to `out` (channels * height * width). `scratch` is reused between calls.
+void resample(const Image& image, const SamplePlan& plan, uint8_t* out, std::vector<uint8_t>& scratch);
+
 // A Transform checked against the source's channel count, with the normalisation folded into one
-// multiply-add per value and the identity case (no crop, same size) reduced to a table look-up.
+// table per channel.
 class PreparedTransform {
  public:
-  // Throws std::invalid_argument for a bad image size, crop scale, or a mean/std that has neither
-  // one entry nor one per channel (or a zero std).
+  // Throws std::invalid_argument for a bad image size, crop scale, eval size, or a mean/std that
+  // has neither one entry nor one per channel (or a zero std).
   PreparedTransform(const Transform& transform, int channels);
 
   int channels() const { return channels_; }
   int image_size() const { return size_; }
-  bool random_crop() const { return random_crop_; }
-  size_t floats_per_image() const { return static_cast<size_t>(channels_) * size_ * size_; }
+  bool random_crop() const { return transform_.random_crop; }
+  size_t values_per_image() const { return static_cast<size_t>(channels_) * size_ * size_; }
 
-  // The crop for this item: a random resized crop keyed by (seed, epoch, index) when random_crop,
-  // else the whole image.
-  CropBox crop_box(const Image& image, uint64_t seed, int64_t epoch, int64_t index) const;
+  // The plan for item `index` of an image of this size: a random resized crop (and flip) keyed by
+  // (seed, epoch, index) when random_crop, else the evaluation transform. Throws
+  // std::runtime_error for an empty image.
+  SamplePlan plan(int height, int width, uint64_t seed, int64_t epoch, int64_t index) const;
 
-  // Bilinear resize (align_corners=False) of `box` of `image` to image_size x image_size, scaled to
-  // [0, 1], normalised, written as CHW to out[0 .. floats_per_image()). Throws std::runtime_error
-  // when the image's channel count is not the source's or the box is outside the image.
-  void apply(const Image& image, const CropBox& box, float* out) const;
+  // Applies `plan` to `image`, writing CHW to exactly one of `f32` (normalised) or `u8` (0..255).
+  // Throws std::runtime_error when the image's channel count is not the source's or it does not
+  // cover the plan's region.
+  void apply(const Image& image, const SamplePlan& plan, float* f32, uint8_t* u8) const;
+
+  // Normalises n CHW images of 8-bit values into floats, as apply(..., f32, nullptr) would.
+  void normalise(const uint8_t* in, float* out, size_t images) const;
 
  private:
+  Transform transform_;
   int channels_;
   int size_;
-  bool random_crop_;
-  std::array<double, 2> scale_;
-  std::vector<float> gain_;                  // per channel: 1 / (255 * std)
-  std::vector<float> bias_;                  // per channel: -mean / std
+  int eval_resize_;
   std::vector<std::array<float, 256>> lut_;  // per channel: the normalised value of each byte
 };
 

@@ -27,13 +27,18 @@ data::Transform make_transform(const config::Experiment& e, bool train) {
   t.image_size = static_cast<int>(e.image_size);
   t.random_crop = train && e.random_crop;
   t.crop_scale = e.crop_scale;
+  t.horizontal_flip = e.horizontal_flip;
+  t.eval_center_crop = e.eval_transform == "center_crop" || (e.eval_transform == "auto" && e.dataset == "image_folder");
   t.mean = e.mean;
   t.std = e.std;
   return t;
 }
 
 torch::Tensor images_tensor(data::Batch& b) {
-  return torch::from_blob(b.images.data(), {b.batch_size, b.channels, b.height, b.width}, torch::kFloat32);
+  // The tensor shares the batch's pooled block and keeps it alive: no copy.
+  return torch::from_blob(
+      b.images.data(), {b.batch_size, b.channels, b.height, b.width}, [block = b.images.block()](void*) {},
+      torch::kFloat32);
 }
 
 namespace {
@@ -62,7 +67,7 @@ sdk::EvalInput make_eval_input(const config::Experiment& e, std::shared_ptr<sdk:
   in.size = [source_of](sdk::Split s) { return source_of(s)->size(); };
   in.batch = [source_of, transform](sdk::Split s, int64_t begin, int64_t end) {
     data::Batch b = data::load_range(*source_of(s), transform, begin, end);
-    auto images = images_tensor(b).clone();
+    auto images = images_tensor(b);
     auto labels = torch::tensor(b.labels, torch::kLong);
     return std::make_pair(images, labels);
   };

@@ -23,7 +23,7 @@ namespace jepa::train {
 int dataset_channels(const config::Experiment& e);
 std::shared_ptr<const data::ImageSource> open_split(const config::Experiment& e, data::Split split);
 data::Transform make_transform(const config::Experiment& e, bool train);
-// A [B, C, H, W] view of a batch's floats (no copy: the batch must outlive it).
+// A [B, C, H, W] view of a batch's floats; it shares (and keeps alive) the batch's pooled block.
 torch::Tensor images_tensor(data::Batch& batch);
 
 // Evaluator input over the experiment's data (no random crops) and a frozen encoder. The encoder

@@ -6,7 +6,9 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace jepa::train {
 
@@ -19,11 +21,12 @@ const c10::impl::DeviceGuardImplInterface& cuda() {
 }  // namespace
 
 BatchPrefetcher::BatchPrefetcher(data::EpochLoader& loader, TrainStep& step, int64_t first_step, c10::Device device,
-                                 int depth)
+                                 const data::Normalisation& normalisation, int depth)
     : loader_(loader),
       step_(step),
       next_step_(first_step),
       device_(device),
+      normalisation_(normalisation),
       depth_(static_cast<size_t>(std::max(1, depth))),
       thread_([this] { produce(); }) {}
 
@@ -41,6 +44,8 @@ void BatchPrefetcher::produce() {
     // A new thread's current device is GPU 0: pinned allocations and streams here would put a
     // context on another rank's GPU (as PyTorch's pin-memory thread, set the rank's own first).
     if (device_.is_cuda()) cuda().setDevice(device_);
+    torch::Tensor gain;
+    torch::Tensor bias;
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -53,24 +58,46 @@ void BatchPrefetcher::produce() {
       r.step = next_step_++;
       r.batch = std::move(*batch);
       r.masks = step_.prepare_masks(static_cast<int>(r.batch.batch_size), r.step);
-      const torch::Tensor view = images_tensor(r.batch);
-      if (device_.is_cuda()) {
-        // From the CUDA caching host allocator: its blocks are reused once the copies that read
-        // them have finished, so the pinned buffers cost one allocation each, not one per batch.
-        auto pinned = torch::empty(view.sizes(), view.options().pinned_memory(true));
-        std::memcpy(pinned.data_ptr<float>(), view.data_ptr<float>(), static_cast<size_t>(view.numel()) * 4);
+      if (!device_.is_cuda()) {
+        r.images = images_tensor(r.batch);  // a view of r.batch's pooled block, which it keeps alive
+      } else {
+        const data::Batch& b = r.batch;
+        torch::Tensor host;
+        if (!b.pixels.empty()) {
+          host = torch::from_blob(b.pixels.data(), {b.batch_size, b.channels, b.height, b.width}, torch::kUInt8);
+        } else {
+          // A loader without a pinned pool (normalised floats): stage through pinned memory.
+          const torch::Tensor view = images_tensor(r.batch);
+          host = torch::empty(view.sizes(), view.options().pinned_memory(true));
+          std::memcpy(host.data_ptr<float>(), view.data_ptr<float>(), static_cast<size_t>(view.numel()) * 4);
+        }
         // On a side stream, so that the transfer runs while the GPU computes the step before.
         // The destinations are allocated on the side stream; next() marks them used on the
         // training stream too, so that the allocator does not reuse them early.
         const c10::Stream side = cuda().getStreamFromGlobalPool(device_);
         c10::StreamGuard on_side(side);
-        r.images = pinned.to(device_, /*non_blocking=*/true);
+        const torch::Tensor on_gpu = host.to(device_, /*non_blocking=*/true);
         r.masks.context = r.masks.context.to(device_, /*non_blocking=*/true);
         r.masks.target = r.masks.target.to(device_, /*non_blocking=*/true);
+        c10::Event host_read(c10::DeviceType::CUDA);
+        host_read.record(side);
+        if (on_gpu.scalar_type() == torch::kUInt8) {
+          if (!gain.defined()) {
+            const auto channels = static_cast<int64_t>(normalisation_.gain.size());
+            gain = torch::tensor(normalisation_.gain).view({1, channels, 1, 1}).to(device_);
+            bias = torch::tensor(normalisation_.bias).view({1, channels, 1, 1}).to(device_);
+          }
+          // x * gain + bias, the CPU loader's formula, in float32.
+          r.images = torch::addcmul(bias, on_gpu.to(torch::kFloat32), gain);
+        } else {
+          r.images = on_gpu;
+        }
         r.copied = std::make_shared<c10::Event>(c10::DeviceType::CUDA);
         r.copied->record(side);
-      } else {
-        r.images = view;  // points into r.batch.images, which moves with it (a vector keeps its buffer)
+        // The pooled block may be refilled once the copy has read it; this thread waits for
+        // that (the training thread does not), then gives the block back.
+        while (!host_read.query()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+        r.batch.pixels.reset();
       }
       std::lock_guard<std::mutex> lock(mutex_);
       queue_.push_back(std::move(r));

@@ -274,10 +274,26 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
   data::LoaderOptions lopts;
   lopts.batch_size = e.batch_size;
   lopts.seed = e.seed;
-  lopts.workers = e.workers;
+  const int local_ranks = group != nullptr ? group->env().local_world_size : 1;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  lopts.workers = e.workers >= 0 ? e.workers : data::auto_workers(cores, local_ranks, device.is_cuda());
+  lopts.prefetch = e.prefetch;
+  if (device.is_cuda()) {
+    // 8-bit batches in pinned blocks that the loader reuses; the GPU normalises them.
+    lopts.normalise = false;
+    lopts.pool = data::BufferPool::create([device](size_t bytes) {
+      // Loader threads allocate: make the rank's GPU theirs first (not GPU 0's context).
+      c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);
+      torch::Tensor block =
+          torch::empty({static_cast<int64_t>(bytes)}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+      void* data = block.data_ptr();
+      return std::shared_ptr<void>(data, [block](void*) mutable { block.reset(); });
+    });
+  }
   lopts.limit = e.limit_train;
   lopts.rank = group != nullptr ? group->rank() : 0;
   lopts.world_size = world;
+  const data::Normalisation normalisation = data::normalisation(make_transform(e, true), train_source->channels());
   const int64_t ipe = data::EpochLoader::batches_per_epoch(train_source->size(), lopts);
   if (ipe == 0) {
     throw ConfigError(fmt::format("[data] batch_size = {} is larger than the {} training images{}", e.batch_size,
@@ -434,6 +450,13 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
   std::optional<Heartbeat> heartbeat;
   if (leader) {
     fmt::print(stderr, "run {}: precision {} ({})\n", run_id, precision_name(precision.precision), precision.reason);
+    fmt::print(stderr, "run {}: data: {} decoding thread{}{}, {} batch{} ahead{}\n", run_id, lopts.workers,
+               lopts.workers == 1 ? "" : "s",
+               e.workers >= 0
+                   ? ""
+                   : fmt::format(" (auto: {} cores, {} rank{} here)", cores, local_ranks, local_ranks == 1 ? "" : "s"),
+               lopts.prefetch, lopts.prefetch == 1 ? "" : "es",
+               device.is_cuda() ? ", 8-bit in pinned memory, normalised on the GPU" : "");
     log.emplace(*store_ptr, run_id);
     pruner.emplace(*store_ptr, run_id);
     heartbeat.emplace(store_ptr->another(), run_id);
@@ -539,7 +562,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     };
     while (state.step < total_steps && stop_reason.empty()) {
       data::EpochLoader loader(train_source, make_transform(e, true), lopts, epoch, batch_index);
-      BatchPrefetcher prefetch(loader, step, state.step, device);
+      BatchPrefetcher prefetch(loader, step, state.step, device, normalisation);
       while (state.step < total_steps) {
         auto ready = prefetch.next();
         if (!ready) break;

@@ -130,6 +130,7 @@ Transform plain_transform(int size, int channels = 1) {
   Transform t;
   t.image_size = size;
   t.random_crop = false;
+  t.eval_center_crop = false;  // the whole image
   t.mean.assign(static_cast<size_t>(channels), 0.0);
   t.std.assign(static_cast<size_t>(channels), 1.0);
   return t;
@@ -518,38 +519,98 @@ std::vector<float> resize_one(const std::vector<uint8_t>& pixels, int height, in
   source.pixels = pixels;
   Transform t = plain_transform(size);
   t.std = {1.0 / 255.0};  // output in pixel units
-  return load_range(source, t, 0, 1).images;
+  const Batch b = load_range(source, t, 0, 1);
+  return std::vector<float>(b.images.begin(), b.images.end());
 }
 
-TEST(Transform, BilinearMatchesTorchInterpolate) {
-  // F.interpolate(x, size=4, mode='bilinear', align_corners=False) of [[0,1],[2,3]].
-  const std::vector<float> up = resize_one({0, 1, 2, 3}, 2, 2, 4);
-  const std::vector<float> expected_up{0, 0.25, 0.75, 1, 0.5, 0.75, 1.25, 1.5, 1.5, 1.75, 2.25, 2.5, 2, 2.25, 2.75, 3};
-  ASSERT_EQ(up.size(), expected_up.size());
-  for (size_t i = 0; i < up.size(); ++i) EXPECT_NEAR(up[i], expected_up[i], 1e-4) << i;
+TEST(Transform, ResizeIsPilsAntialiasedBilinear) {
+  // Up by 2 (PIL's triangle filter has support 1 there: plain bilinear at pixel centres, edges
+  // clamped), rounded to 8 bits after each pass.
+  const std::vector<float> up = resize_one({0, 100, 200, 255}, 2, 2, 4);
+  const std::vector<float> row0{0, 25, 75, 100};
+  const std::vector<float> row3{200, 214, 241, 255};
+  for (int x = 0; x < 4; ++x) {
+    EXPECT_NEAR(up[x], row0[x], 1e-3) << x;
+    EXPECT_NEAR(up[12 + x], row3[x], 1e-3) << x;
+  }
+  // Down by 2 with antialiasing: the filter spans 2 source pixels each side, weights (3, 3, 1)/7
+  // at the edge and (1, 3, 3)/7 in the middle of a 4-pixel ramp, where a bilinear resize without
+  // antialiasing (torch.nn.functional.interpolate) would average 2 pixels: 10 and 50.
+  const std::vector<float> down = resize_one({0, 20, 40, 60}, 1, 4, 2);
+  ASSERT_EQ(down.size(), 2u * 2);
+  EXPECT_NEAR(down[0], 14, 1e-3);  // round(100 / 7)
+  EXPECT_NEAR(down[1], 46, 1e-3);  // round(320 / 7)
 
-  // Down by 2: each output is the mean of a 2x2 block (sample points fall between pixels).
+  // A crop is resized from its own corner, clamped at its own edges: [[6,7],[10,11]] of a ramp
+  // kept at the same size is an exact copy.
   std::vector<uint8_t> ramp(16);
   std::iota(ramp.begin(), ramp.end(), 0);
-  const std::vector<float> down = resize_one(ramp, 4, 4, 2);
-  const std::vector<float> expected_down{2.5, 4.5, 10.5, 12.5};
-  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(down[i], expected_down[i], 1e-4) << i;
-
-  // A crop box is resized from its own corner: [[6,7],[10,11]] of the ramp, to 4x4.
-  detail::PreparedTransform prepared(plain_transform(4), 1);
   Image image{4, 4, 1, ramp};
-  std::vector<float> out(16);
-  prepared.apply(image, detail::CropBox{1, 2, 2, 2}, out.data());
-  const float w[4] = {0, 0.25f, 0.75f, 1};
-  for (int y = 0; y < 4; ++y)
-    for (int x = 0; x < 4; ++x) EXPECT_NEAR(out[y * 4 + x] * 255, 6 + w[x] + 4 * w[y], 1e-3) << y << "," << x;
-  // Same size: an exact normalised copy of the box.
-  std::vector<float> copy(4);
+  detail::SamplePlan plan;
+  plan.x = detail::resample_axis(2, 2, 2, 0, 2);
+  plan.y = detail::resample_axis(2, 1, 2, 0, 2);
   detail::PreparedTransform same(plain_transform(2), 1);
-  same.apply(image, detail::CropBox{1, 2, 2, 2}, copy.data());
-  EXPECT_FLOAT_EQ(copy[0] * 255, 6);
-  EXPECT_FLOAT_EQ(copy[3] * 255, 11);
-  EXPECT_THROW(same.apply(image, detail::CropBox{3, 3, 2, 2}, copy.data()), std::runtime_error);
+  std::vector<uint8_t> copy(4);
+  same.apply(image, plan, nullptr, copy.data());
+  EXPECT_EQ(copy, (std::vector<uint8_t>{6, 7, 10, 11}));
+  // A window that does not cover the plan's region is refused.
+  Image window = image;
+  window.left = 3;
+  window.full_width = 7;
+  EXPECT_THROW(same.apply(window, plan, nullptr, copy.data()), std::runtime_error);
+}
+
+TEST(Transform, EvaluationIsResizeThenCenterCrop) {
+  // A 20x10 (h x w) image at image_size 7: Resize(7 * 256 / 224 = 8) makes it 16x8, CenterCrop(7)
+  // takes rows 4..10 (round(4.5) = 4, half to even) and columns 0..6 (round(0.5) = 0).
+  detail::PreparedTransform eval(Transform{7, false}, 3);
+  const detail::SamplePlan plan = eval.plan(20, 10, 0, 0, 0);
+  ASSERT_EQ(plan.x.first.size(), 7u);
+  ASSERT_EQ(plan.y.first.size(), 7u);
+  const auto full = detail::resample_axis(20, 0, 16, 0, 16);
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_EQ(plan.y.first[i], full.first[4 + i]) << i;
+    EXPECT_EQ(plan.y.count[i], full.count[4 + i]) << i;
+  }
+  // The region a crop decode must deliver lies inside the image and covers the centre.
+  const CropBox region = plan.region();
+  EXPECT_GE(region.top, 0);
+  EXPECT_LE(region.top + region.height, 20);
+  EXPECT_LT(region.top, 10);
+  EXPECT_GT(region.top + region.height, 10);
+  // eval_resize below image_size cannot centre-crop.
+  Transform bad{7, false};
+  bad.eval_resize = 6;
+  EXPECT_THROW(detail::PreparedTransform(bad, 3), std::invalid_argument);
+}
+
+TEST(Transform, FlipMirrorsTheCropAndIsKeyed) {
+  auto source = std::make_shared<MemorySource>(40, 1, 30, 30);
+  Transform t = plain_transform(8);
+  t.random_crop = true;
+  const auto plain = run_epoch(source, t, options_for(40, 0), 0);
+  t.horizontal_flip = true;
+  const auto flipped = run_epoch(source, t, options_for(40, 2), 0);
+  ASSERT_EQ(plain.size(), 1u);
+  ASSERT_EQ(flipped.size(), 1u);
+  int mirrored = 0;
+  int same = 0;
+  for (int k = 0; k < 40; ++k) {
+    bool is_mirror = true;
+    bool is_same = true;
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x) {
+        const float a = plain[0].images[static_cast<size_t>(k) * 64 + y * 8 + x];
+        is_mirror &= a == flipped[0].images[static_cast<size_t>(k) * 64 + y * 8 + (7 - x)];
+        is_same &= a == flipped[0].images[static_cast<size_t>(k) * 64 + y * 8 + x];
+      }
+    mirrored += is_mirror ? 1 : 0;
+    same += is_same ? 1 : 0;
+  }
+  // About half of each, and every item one or the other (same crop box, flipped or not).
+  EXPECT_EQ(mirrored + same, 40);
+  EXPECT_GE(mirrored, 10);
+  EXPECT_GE(same, 10);
 }
 
 TEST(Transform, MeanAndStdMustMatchTheChannels) {
@@ -575,7 +636,7 @@ TEST(Transform, RandomResizedCropIsKeyedBySeedEpochIndex) {
     auto rng = detail::crop_rng(seed, epoch, index);
     return detail::random_resized_crop_box(224, 160, scale, rng);
   };
-  auto same = [](const detail::CropBox& a, const detail::CropBox& b) {
+  auto same = [](const CropBox& a, const CropBox& b) {
     return a.top == b.top && a.left == b.left && a.height == b.height && a.width == b.width;
   };
   EXPECT_TRUE(same(box_for(1, 2, 3), box_for(1, 2, 3)));
@@ -739,7 +800,7 @@ TEST(EpochLoader, WorkersGiveTheSameSequenceAsTheCallingThread) {
   t.image_size = 7;
   const auto serial = run_epoch(source, t, options_for(16, 0, true), 2);
   ASSERT_FALSE(serial.empty());
-  for (int workers : {1, 2, 3}) {
+  for (int workers : {1, 2, 3, 7}) {
     for (int prefetch : {1, 4}) {
       LoaderOptions o = options_for(16, workers, true);
       o.prefetch = prefetch;
@@ -858,8 +919,11 @@ TEST(EpochLoader, LoadRangeInParallelEqualsItemByItem) {
     images.insert(images.end(), one.images.begin(), one.images.end());
     indices.insert(indices.end(), one.indices.begin(), one.indices.end());
   }
-  EXPECT_EQ(all.images, images);
+  EXPECT_EQ(std::vector<float>(all.images.begin(), all.images.end()), images);
   EXPECT_EQ(all.indices, indices);
+  // Any number of threads gives the same batch.
+  const Batch two = load_range(*source, t, 0, 300, 2);
+  EXPECT_EQ(two.images, all.images);
   EXPECT_TRUE(load_range(*source, t, 5, 5).indices.empty());
   EXPECT_THROW(load_range(*source, t, 0, 301), std::out_of_range);
 }
@@ -875,6 +939,67 @@ TEST(EpochLoader, DestructionAfterOneBatchIsPrompt) {
   loader.reset();  // workers are mid-chunk (32 items x 10 ms each)
   const auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), 150);
+}
+
+TEST(EpochLoader, EveryWorkerHelpsTheOldestBatch) {
+  // Items of one batch are decoded by all the workers at once (one image each), not one batch per
+  // worker: 8 workers take 8 x 40 ms items in about 40 ms, where a batch per worker takes 320 ms.
+  // Sleeps, not work, so this holds on 2 cores too.
+  auto source = std::make_shared<MemorySource>(16, 1, 4, 4);
+  source->delay = std::chrono::milliseconds(40);
+  LoaderOptions o = options_for(8, 8, true);
+  o.prefetch = 1;
+  const auto start = std::chrono::steady_clock::now();
+  const auto batches = run_epoch(source, plain_transform(4), o, 0);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_LT(ms, 250) << "two batches of 8 items took " << ms << " ms with 8 workers";
+}
+
+TEST(EpochLoader, EightBitBatchesNormaliseToTheFloatOnes) {
+  auto source = std::make_shared<MemorySource>(50, 3, 21, 17);
+  source->corrupt = {7};
+  Transform t;
+  t.image_size = 9;
+  const auto floats = run_epoch(source, t, options_for(8, 2, true), 3);
+  LoaderOptions o = options_for(8, 3, true);
+  o.normalise = false;
+  const auto bytes = run_epoch(source, t, o, 3);
+  ASSERT_EQ(floats.size(), bytes.size());
+  const detail::PreparedTransform prepared(t, 3);
+  for (size_t i = 0; i < floats.size(); ++i) {
+    EXPECT_TRUE(bytes[i].images.empty());
+    ASSERT_EQ(bytes[i].pixels.size(), floats[i].images.size());
+    EXPECT_EQ(bytes[i].indices, floats[i].indices);
+    std::vector<float> normalised(bytes[i].pixels.size());
+    prepared.normalise(bytes[i].pixels.data(), normalised.data(), static_cast<size_t>(bytes[i].batch_size));
+    EXPECT_EQ(normalised, std::vector<float>(floats[i].images.begin(), floats[i].images.end())) << i;
+    // The public normalisation (what a GPU applies) is the same multiply-add.
+    const Normalisation n = normalisation(t, 3);
+    const size_t plane = 9 * 9;
+    for (size_t v = 0; v < normalised.size(); v += 97) {
+      const size_t c = (v / plane) % 3;
+      EXPECT_EQ(normalised[v], static_cast<float>(bytes[i].pixels[v]) * n.gain[c] + n.bias[c]) << v;
+    }
+  }
+}
+
+TEST(EpochLoader, BatchBlocksAreReused) {
+  auto source = std::make_shared<MemorySource>(400, 1, 6, 6);
+  std::vector<void*> seen;
+  auto pool = BufferPool::create();
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    LoaderOptions o = options_for(10, 2, true);
+    o.prefetch = 2;
+    o.pool = pool;
+    EpochLoader loader(source, plain_transform(4), o, epoch);
+    while (auto batch = loader.next()) seen.push_back(batch->images.data());
+  }
+  EXPECT_EQ(seen.size(), 80u);
+  // Chunks in flight (prefetch + 1) and the batch held: a handful of blocks for 80 batches.
+  EXPECT_LE(pool->blocks_made(), 5);
+  EXPECT_LE(std::set<void*>(seen.begin(), seen.end()).size(), 5u);
 }
 
 }  // namespace

@@ -146,7 +146,10 @@ TEST_F(ExperimentTest, MinimalFileFillsEveryDefault) {
   // Every section, every key, defaults included.
   const auto& r = e.resolved;
   EXPECT_EQ(r["run"].size(), 6u);
-  EXPECT_EQ(r["data"].size(), 10u);
+  EXPECT_EQ(r["data"].size(), 13u);
+  EXPECT_EQ(r["data"]["workers"], -1);  // auto
+  EXPECT_EQ(r["data"]["prefetch"], 3);
+  EXPECT_EQ(r["data"]["eval_transform"], "auto");
   EXPECT_EQ(r["optimization"].size(), 10u);
   EXPECT_EQ(r["checkpoint"].size(), 2u);
   EXPECT_EQ(r["logging"].size(), 1u);
@@ -376,7 +379,8 @@ TEST_F(ExperimentTest, UnknownKeysInHostAndPluginSections) {
   EXPECT_TRUE(starts_with(host, at(9) + "1: "));
   EXPECT_TRUE(contains(host,
                        "[data] unknown key 'batchsize'; valid keys: dataset, path, image_size, batch_size, "
-                       "workers, random_crop, crop_scale, mean, std, limit_train"));
+                       "workers, prefetch, random_crop, crop_scale, horizontal_flip, eval_transform, mean, std, "
+                       "limit_train"));
 
   const std::string param = error_of(kRequired + "[encoder.params]\ndim = 4\ndimm = 4\n");
   EXPECT_TRUE(starts_with(param, at(9) + "1: "));
@@ -819,9 +823,9 @@ TEST_F(ExperimentTest, FlattenNamesEveryKey) {
   EXPECT_EQ(flat.at("distributed.timeout"), "300");
   EXPECT_EQ(flat.at("distributed.peer_timeout"), "20");
   EXPECT_EQ(flat.at("run.tf32"), "true");
-  // One entry per leaf: 35 host keys, 3 plugin sections of id + version + params, one evaluation
+  // One entry per leaf: 38 host keys, 3 plugin sections of id + version + params, one evaluation
   // (id, 4 params, version, every, at_end, stop_when, baselines).
-  size_t leaves = 35 + 1 + 4 + 1 + 4;
+  size_t leaves = 38 + 1 + 4 + 1 + 4;
   for (const char* s : {"masking", "encoder", "predictor"}) leaves += 2 + e.resolved[s]["params"].size();
   EXPECT_EQ(flat.size(), leaves);
 }

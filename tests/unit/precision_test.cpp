@@ -268,7 +268,7 @@ TEST(Step, PrefetchedBatchesComeInOrderWithTheMasksOfTheirStep) {
   const auto transform = jepa::train::make_transform(f.e, true);
   jepa::data::EpochLoader direct(source, transform, lo, 0, 1);
   jepa::data::EpochLoader ahead(source, transform, lo, 0, 1);
-  jepa::train::BatchPrefetcher prefetch(ahead, step, 40, torch::kCPU);
+  jepa::train::BatchPrefetcher prefetch(ahead, step, 40, torch::kCPU, jepa::data::normalisation(transform, 1));
   for (int64_t k = 0; k < 4; ++k) {
     auto want = direct.next();
     auto got = prefetch.next();
