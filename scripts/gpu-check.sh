@@ -229,9 +229,10 @@ summarise_run() {
 for s in "${stages[@]}"; do
   case "$s" in
     tests)
-      # The gpu label only: the rest of the suite is the CPU's (CI runs it on the same sources).
+      # The GPU tests only (the gpu label, and unit tests named Cuda*, which skip themselves
+      # elsewhere): the rest of the suite is the CPU's (CI runs it on the same sources).
       # (tee inside the stage: a stage in a pipeline would run in a subshell and lose its failure)
-      stage "ctest -L gpu" 110 bash -c "set -o pipefail; cd '$build' && ctest -L gpu --output-on-failure --timeout 100 \
+      stage "ctest -L gpu" 110 bash -c "set -o pipefail; cd '$build' && ctest -R '^Gpu\.|Cuda' --output-on-failure --timeout 100 \
         --output-junit '$out/ctest-gpu.xml' 2>&1 | tee '$out/ctest-gpu.log'"
       grep -E "tests passed|Passed|Failed|\*\*\*Skipped|Skipped" "$out/ctest-gpu.log" | sed 's/^/ctest: /' >> "$numbers"
       # On a GPU machine a skipped single-GPU test means CUDA was not usable: that is a failure.

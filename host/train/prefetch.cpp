@@ -20,6 +20,17 @@ const c10::impl::DeviceGuardImplInterface& cuda() {
 
 }  // namespace
 
+data::BufferPool::Allocate pinned_allocator(c10::Device device) {
+  return [device](size_t bytes) {
+    // Loader threads start on GPU 0: a context there would cost another rank's GPU memory.
+    cuda().setDevice(device);
+    torch::Tensor block =
+        torch::empty({static_cast<int64_t>(bytes)}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+    void* data = block.data_ptr();
+    return std::shared_ptr<void>(data, [block](void*) mutable { block.reset(); });
+  };
+}
+
 BatchPrefetcher::BatchPrefetcher(data::EpochLoader& loader, TrainStep& step, int64_t first_step, c10::Device device,
                                  const data::Normalisation& normalisation, int depth)
     : loader_(loader),

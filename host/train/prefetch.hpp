@@ -32,6 +32,10 @@ struct ReadyBatch {
   std::shared_ptr<c10::Event> copied;  // CUDA: recorded on the side stream after the copies
 };
 
+// Pinned host memory on `device`'s GPU (for the loader's pool on a CUDA run): blocks are
+// allocated from whichever loader thread needs one, after making that GPU the thread's own.
+data::BufferPool::Allocate pinned_allocator(c10::Device device);
+
 class BatchPrefetcher {
  public:
   // Takes batches from `loader` (only this object's thread calls loader.next() from now on) for

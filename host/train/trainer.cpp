@@ -281,14 +281,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
   if (device.is_cuda()) {
     // 8-bit batches in pinned blocks that the loader reuses; the GPU normalises them.
     lopts.normalise = false;
-    lopts.pool = data::BufferPool::create([device](size_t bytes) {
-      // Loader threads allocate: make the rank's GPU theirs first (not GPU 0's context).
-      c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);
-      torch::Tensor block =
-          torch::empty({static_cast<int64_t>(bytes)}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
-      void* data = block.data_ptr();
-      return std::shared_ptr<void>(data, [block](void*) mutable { block.reset(); });
-    });
+    lopts.pool = data::BufferPool::create(pinned_allocator(device));
   }
   lopts.limit = e.limit_train;
   lopts.rank = group != nullptr ? group->rank() : 0;

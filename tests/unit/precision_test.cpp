@@ -14,6 +14,7 @@
 #include "train/step.hpp"
 
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -282,4 +283,36 @@ TEST(Step, PrefetchedBatchesComeInOrderWithTheMasksOfTheirStep) {
   }
   EXPECT_FALSE(direct.next().has_value());
   EXPECT_FALSE(prefetch.next().has_value()) << "the end of the epoch passes through";
+}
+
+// A CUDA run's loader hands over 8-bit pixels in pooled pinned blocks; the prefetcher copies them
+// on a side stream and normalises them on the GPU: the same values as the CPU loader's floats, and
+// the blocks are reused. Skips itself without a CUDA device.
+TEST(Step, CudaPrefetchNormalisesEightBitBatchesAsTheCpuLoader) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  jepa_test::TempDir dir("jepa_step_prefetch_cuda");
+  auto f = make_fixture(dir.path());
+  jepa::train::TrainStep step(f.m, *f.opt, *f.masking, *f.sched, 0, torch::kCPU, Precision::fp32);
+  const auto source = jepa::train::open_split(f.e, jepa::data::Split::train);
+  const auto transform = jepa::train::make_transform(f.e, true);
+  jepa::data::LoaderOptions lo;
+  lo.batch_size = 16;
+  lo.limit = 16 * 6;
+  lo.workers = 2;
+  jepa::data::EpochLoader direct(source, transform, lo, 0);
+  const torch::Device cuda(torch::kCUDA, 0);
+  lo.normalise = false;
+  lo.pool = jepa::data::BufferPool::create(jepa::train::pinned_allocator(cuda));
+  jepa::data::EpochLoader ahead(source, transform, lo, 0);
+  jepa::train::BatchPrefetcher prefetch(ahead, step, 0, cuda, jepa::data::normalisation(transform, 1));
+  for (int64_t k = 0; k < 6; ++k) {
+    auto want = direct.next();
+    auto got = prefetch.next();
+    ASSERT_TRUE(want && got) << k;
+    EXPECT_TRUE(got->images.is_cuda());
+    EXPECT_EQ(got->images.scalar_type(), torch::kFloat32);
+    EXPECT_TRUE(got->batch.pixels.empty()) << "the pinned block went back to the pool after its copy";
+    EXPECT_TRUE(torch::allclose(got->images.cpu(), jepa::train::images_tensor(*want), 0, 1e-5)) << k;
+  }
+  EXPECT_LE(lo.pool->blocks_made(), 6) << "pinned blocks are reused";
 }
