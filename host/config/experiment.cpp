@@ -26,8 +26,9 @@
 //   image_size = 28            # 8..4096
 //   batch_size = 128           # >= 1
 //   workers = -1               # decoding threads per rank, each taking one image at a time;
-//                              #   -1 = auto: on CUDA the rank's share of the cores less one, on
-//                              #   a CPU run a quarter of it (at least 2); 0 = the training thread
+//                              #   -1 = auto, from the rank's cores (run.threads, else its share of
+//                              #   the machine): on CUDA all but one, on a CPU run a quarter (at
+//                              #   least 2); 0 = the training thread
 //   prefetch = 3               # batches decoded ahead of training, 1..64
 //   random_crop = false        # RandomResizedCrop when training (else the evaluation transform)
 //   crop_scale = [0.3, 1.0]    # area fraction range, each in (0, 1]
@@ -322,7 +323,7 @@ const std::vector<HostSection>& host_sections() {
           key("path", &E::path, "dataset folder (\"\" = the Debian package's Fashion-MNIST)"),
           key("image_size", &E::image_size, "side of the square input images, pixels").range(8, 4096),
           key("batch_size", &E::batch_size, "images per batch").at_least(1),
-          key("workers", &E::workers, "decoding threads per rank; -1 = auto (from the cores and ranks)").range(-1, 256),
+          key("workers", &E::workers, "decoding threads per rank; -1 = auto (from the rank's cores)").range(-1, 256),
           key("prefetch", &E::prefetch, "batches decoded ahead of training").range(1, 64),
           key("random_crop", &E::random_crop, "RandomResizedCrop when training"),
           key("crop_scale", &E::crop_scale, "RandomResizedCrop area fraction range").length(2).above(0).at_most(1),

@@ -209,10 +209,11 @@ struct LoaderOptions {
   int64_t limit = 0;                 // use only the first `limit` items of the source (0 = all); for quick runs
 };
 
-// Decoding threads for one rank when the configuration says "auto": on a CUDA run every core of
-// the rank's share but one (the training thread's); on a CPU run, where LibTorch's threads train on
-// the same cores, a quarter of the share, at least 2.
-int auto_workers(int cores, int ranks_on_machine, bool cuda);
+// Decoding threads for one rank when the configuration says "auto", from the cores that rank may
+// use (its share of the machine, or what a sweep slot gives it): on a CUDA run all of them but one
+// (the training thread's); on a CPU run, where LibTorch's threads train on the same cores, a
+// quarter, at least 2.
+int auto_workers(int cores_for_rank, bool cuda);
 
 // Iterates the batches of one epoch, in an order fixed by (seed, epoch), decoding in worker
 // threads ahead of the consumer. Corrupt images are skipped with one warning each on stderr

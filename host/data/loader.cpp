@@ -434,8 +434,8 @@ Batch load_range(const ImageSource& source, const Transform& transform, int64_t 
   return batch;
 }
 
-int auto_workers(int cores, int ranks_on_machine, bool cuda) {
-  const int share = std::max(1, cores / std::max(1, ranks_on_machine));
+int auto_workers(int cores_for_rank, bool cuda) {
+  const int share = std::max(1, cores_for_rank);
   return cuda ? std::max(1, share - 1) : std::max(2, share / 4);
 }
 

@@ -274,9 +274,12 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
   data::LoaderOptions lopts;
   lopts.batch_size = e.batch_size;
   lopts.seed = e.seed;
+  // The cores this rank may use: run.threads when set (a sweep slot sets it), else its share of
+  // the machine.
   const int local_ranks = group != nullptr ? group->env().local_world_size : 1;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  lopts.workers = e.workers >= 0 ? e.workers : data::auto_workers(cores, local_ranks, device.is_cuda());
+  const int cores =
+      threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_ranks);
+  lopts.workers = e.workers >= 0 ? e.workers : data::auto_workers(cores, device.is_cuda());
   lopts.prefetch = e.prefetch;
   if (device.is_cuda()) {
     // 8-bit batches in pinned blocks that the loader reuses; the GPU normalises them.
@@ -445,9 +448,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     fmt::print(stderr, "run {}: precision {} ({})\n", run_id, precision_name(precision.precision), precision.reason);
     fmt::print(stderr, "run {}: data: {} decoding thread{}{}, {} batch{} ahead{}\n", run_id, lopts.workers,
                lopts.workers == 1 ? "" : "s",
-               e.workers >= 0
-                   ? ""
-                   : fmt::format(" (auto: {} cores, {} rank{} here)", cores, local_ranks, local_ranks == 1 ? "" : "s"),
+               e.workers >= 0 ? "" : fmt::format(" (auto: {} core{} for this rank)", cores, cores == 1 ? "" : "s"),
                lopts.prefetch, lopts.prefetch == 1 ? "" : "es",
                device.is_cuda() ? ", 8-bit in pinned memory, normalised on the GPU" : "");
     log.emplace(*store_ptr, run_id);

@@ -957,6 +957,14 @@ TEST(EpochLoader, EveryWorkerHelpsTheOldestBatch) {
   EXPECT_LT(ms, 250) << "two batches of 8 items took " << ms << " ms with 8 workers";
 }
 
+TEST(EpochLoader, AutoWorkersFollowTheRanksCores) {
+  EXPECT_EQ(auto_workers(16, /*cuda=*/true), 15);  // one H200 with 16 cores: all but the trainer's
+  EXPECT_EQ(auto_workers(4, true), 3);             // a quarter of them each, 4 ranks
+  EXPECT_EQ(auto_workers(1, true), 1);
+  EXPECT_EQ(auto_workers(2, /*cuda=*/false), 2);  // a CPU run trains on the same cores
+  EXPECT_EQ(auto_workers(64, false), 16);
+}
+
 TEST(EpochLoader, EightBitBatchesNormaliseToTheFloatOnes) {
   auto source = std::make_shared<MemorySource>(50, 3, 21, 17);
   source->corrupt = {7};
