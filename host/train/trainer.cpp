@@ -359,12 +359,33 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
         const auto ckpt = store.latest_artifact(run_id, "checkpoint");
         if (ckpt) {
           warn_if_unverified(*ckpt);
-          state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get(), device,
-                                  ckpt->sha256, fmt::format("run {}", run_id));
+          start_sha256 = ckpt->sha256;
+          try {
+            state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get(), device,
+                                    ckpt->sha256, fmt::format("run {}", run_id));
+          } catch (const CheckpointDamaged&) {
+            // A process killed (kill -9, a lost node) between renaming a new checkpoint into place
+            // and recording it leaves a whole file newer than the record: its own step says so.
+            // Anything else that does not match is damage.
+            const std::exception_ptr damaged = std::current_exception();
+            try {
+              state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get(), device, "",
+                                      fmt::format("run {}", run_id));
+            } catch (const CheckpointError&) {
+              std::rethrow_exception(damaged);
+            }
+            if (state.step <= ckpt->step) std::rethrow_exception(damaged);
+            start_sha256 = loader::sha256_file(ckpt->path);
+            fmt::print(stderr,
+                       "note: checkpoint {} holds step {}, newer than the step {} recorded for it: the run was "
+                       "stopped between writing and recording it; it is used and recorded now\n",
+                       ckpt->path, state.step, ckpt->step);
+            store.add_artifact(run_id, {"checkpoint", ckpt->path, state.step,
+                                        static_cast<int64_t>(fs::file_size(ckpt->path)), start_sha256, ""});
+          }
           check_world(state, run_id);
           store.reopen_run(run_id, state.step);
           start_from = ckpt->path;
-          start_sha256 = ckpt->sha256;
           from_checkpoint = true;
           fmt::print(stderr, "resuming run {} from step {} ({})\n", run_id, state.step, ckpt->path);
         } else if (options.restart_without_checkpoint) {

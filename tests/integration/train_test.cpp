@@ -329,9 +329,10 @@ TEST(Train, TwoDatabasesInOneFolderKeepTheirCheckpointsApart) {
   EXPECT_EQ(fs::path(a->path), fs::absolute(dir / "runs" / "seed3" / "1" / "checkpoint.pt"));
   EXPECT_NE(a->path, b->path);
   // The first one is still its own: its digest matches, so a later evaluation may use it.
-  const auto eval = run_jepa("eval 1 --evaluator linear_probe --set epochs=1 --set limit_train=64 "
-                             "--set limit_test=32 --db " +
-                             q(dir / "seed3.db"));
+  const auto eval = run_jepa(
+      "eval 1 --evaluator linear_probe --set epochs=1 --set limit_train=64 "
+      "--set limit_test=32 --db " +
+      q(dir / "seed3.db"));
   EXPECT_EQ(eval.code, 0) << eval.err;
   fs::remove_all(dir);
 }
@@ -435,6 +436,33 @@ TEST(Train, DamagedCheckpointIsRefusedByResumeEvalAndExport) {
   EXPECT_EQ(store.find_run(1)->status, jepa::store::RunStatus::killed) << "nothing is recorded as resumed";
   EXPECT_EQ(store.metrics(1, "train/loss").size(), 5u);
   EXPECT_TRUE(store.evaluations(1).empty());
+  fs::remove_all(dir);
+}
+
+// A process killed between renaming a new checkpoint into place and recording its digest leaves a
+// whole file newer than the record (a SLURM test met it: kill -9 of a job mid-checkpoint). Resume
+// reads the file's own step, uses it with a note and records it; an older or equal step is still
+// damage (above).
+TEST(Train, CheckpointNewerThanItsRecordIsUsedAndRecorded) {
+  const auto dir = jepa_test::temp_dir("jepa_train_newer");
+  const auto file = write_experiment(dir, 1);
+  const auto db = dir / "jepa.db";
+  const auto other = dir / "other.db";
+  ASSERT_EQ(run_jepa("run " + q(file) + " --no-eval --stop-after 5 --db " + q(db)).code, 0);
+  ASSERT_EQ(run_jepa("run " + q(file) + " --no-eval --stop-after 8 --db " + q(other)).code, 0);
+  {
+    // The same experiment and seed, and the same checkpoint folder: run 1 of the other database
+    // wrote step 8 where this run wrote step 5, as this run would have before being killed.
+    jepa::store::Store store(db);
+    jepa::store::Store newer(other);
+    ASSERT_EQ(store.latest_artifact(1, "checkpoint")->path, newer.latest_artifact(1, "checkpoint")->path);
+  }
+  const auto r = run_jepa("run --resume 1 --no-eval --db " + q(db));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "holds step 8, newer than the step 5 recorded for it")) << r.err;
+  EXPECT_TRUE(contains(r.err, "resuming run 1 from step 8")) << r.err;
+  jepa::store::Store store(db);
+  EXPECT_EQ(store.find_run(1)->status, jepa::store::RunStatus::completed);
   fs::remove_all(dir);
 }
 
