@@ -52,7 +52,6 @@ struct Job {
   Image* out;
   std::vector<uint8_t>* cmyk;      // the window as CMYK when the file is CMYK/YCCK
   std::vector<uint8_t>* last_row;  // where the image's last row goes when it is not in the window
-  CropBox want;                    // the window asked for
   bool cmyk_source;
   bool bad;  // a check outside libjpeg failed
 };
@@ -132,8 +131,7 @@ bool Decompressor::run_decompress(Job& job) {
   }
   job.cmyk_source = cinfo_.jpeg_color_space == JCS_CMYK || cinfo_.jpeg_color_space == JCS_YCCK;
   cinfo_.out_color_space = job.cmyk_source ? JCS_CMYK : JCS_RGB;
-  job.want = choose_window(job, static_cast<int>(height), static_cast<int>(width));
-  const CropBox& w = job.want;
+  const CropBox w = choose_window(job, static_cast<int>(height), static_cast<int>(width));
   if (w.top < 0 || w.left < 0 || w.height <= 0 || w.width <= 0 || w.top + w.height > height ||
       w.left + w.width > width) {
     job.bad = true;
@@ -201,7 +199,7 @@ std::optional<Image> decode_jpeg(const uint8_t* data, size_t size, const WindowO
   Image image;
   thread_local std::vector<uint8_t> cmyk;
   thread_local std::vector<uint8_t> last_row;
-  Job job{data, size, window_of, &image, &cmyk, &last_row, {}, false, false};
+  Job job{data, size, window_of, &image, &cmyk, &last_row, false, false};
   if (!decompressor.run(job)) return std::nullopt;
   if (job.cmyk_source) {
     // Adobe writers store CMYK inverted (each stored value is 255 - ink). PIL unpacks it back to

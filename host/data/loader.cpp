@@ -104,8 +104,7 @@ struct EpochLoader::Impl {
         order(rank_order(source->size(), options, ep)),
         total_batches(EpochLoader::batches_per_epoch(source->size(), options)),
         num_chunks((static_cast<int64_t>(order.size()) + options.batch_size - 1) / options.batch_size),
-        value_bytes(options.normalise ? sizeof(float) : sizeof(uint8_t)),
-        slot_bytes(prepared.values_per_image() * value_bytes),
+        slot_bytes(prepared.values_per_image() * (options.normalise ? sizeof(float) : sizeof(uint8_t))),
         next_batch(std::max<int64_t>(start_batch, 0)),
         next_take(next_batch),
         next_item(std::min<int64_t>(next_batch * options.batch_size, static_cast<int64_t>(order.size()))) {
@@ -315,8 +314,7 @@ struct EpochLoader::Impl {
   std::vector<int64_t> order;  // this rank's items, in epoch order
   int64_t total_batches;
   int64_t num_chunks;
-  size_t value_bytes;  // 4 (normalised floats) or 1
-  size_t slot_bytes;   // one image
+  size_t slot_bytes;  // one image
 
   // Consumer state (only the thread calling next() touches it).
   int64_t next_batch;
