@@ -58,6 +58,10 @@
 //   plugin = "vit_predictor"   # required: a predictor plugin id
 //   [predictor.params]
 //
+//   [objective]                # the loss: ijepa (default; EMA target, smooth L1), sigreg
+//   plugin = "ijepa"           #   (LeJEPA's SIGReg), vicreg (I-JEPA + variance/covariance), or
+//   [objective.params]         #   any objective plugin; docs/objectives.md
+//
 //   [optimization]             # the official I-JEPA schedule
 //   epochs = 300               # >= 1
 //   max_steps = 0              # stop after this many steps; 0 = epochs * iterations per epoch
@@ -385,12 +389,15 @@ struct PluginSection {
   const char* id_key;
   Kind kind;
   ComponentChoice Experiment::*member;
+  const char* default_id;  // nullptr: the section and its id are required
 };
 
 constexpr PluginSection kPluginSections[] = {
-    {"masking", "strategy", Kind::masking, &Experiment::masking},
-    {"encoder", "plugin", Kind::encoder, &Experiment::encoder},
-    {"predictor", "plugin", Kind::predictor, &Experiment::predictor},
+    {"masking", "strategy", Kind::masking, &Experiment::masking, nullptr},
+    {"encoder", "plugin", Kind::encoder, &Experiment::encoder, nullptr},
+    {"predictor", "plugin", Kind::predictor, &Experiment::predictor, nullptr},
+    // Runs stored before objectives were plugins have no [objective]: they trained I-JEPA's loss.
+    {"objective", "plugin", Kind::objective, &Experiment::objective, "ijepa"},
 };
 constexpr const char* kEvaluation = "evaluation";
 constexpr const char* kEvaluatorKey = "evaluator";
@@ -458,7 +465,7 @@ const PluginSection* find_plugin_section(std::string_view name) {
 }
 
 std::string section_names() {
-  return "run, data, masking, encoder, predictor, optimization, checkpoint, logging, evaluation";
+  return "run, data, masking, encoder, predictor, objective, optimization, checkpoint, logging, evaluation";
 }
 
 bool is_section(std::string_view name) {
@@ -644,6 +651,7 @@ struct Slot {
   toml::source_region region{};  // of the section, for "missing key" errors (line 0: absent)
   std::optional<std::string> id;
   std::string id_origin;  // error prefix of wherever the id was set
+  bool defaulted = false;  // the section's default plugin, not named anywhere
   std::optional<Entry> version;
   std::map<std::string, ParamValue> param_overrides;
   const loader::ComponentInfo* component = nullptr;
@@ -754,6 +762,11 @@ class Resolver {
         }
       }
       read_id(slot);
+      if (!slot.id && s.default_id != nullptr) {
+        slot.id = s.default_id;
+        slot.id_origin = at(slot.region);
+        slot.defaulted = true;
+      }
       slots_.push_back(std::move(slot));
     }
     if (const auto* array = root_[kEvaluation].as_array()) {
@@ -841,6 +854,7 @@ class Resolver {
     id_schema.type = ParamType::string;
     slot->id = std::get<std::string>(parse_value(slot->title, id_schema, a.value));
     slot->id_origin = a.origin();
+    slot->defaulted = false;
   }
 
   void resolve_id(Slot& slot) {
@@ -853,7 +867,8 @@ class Resolver {
       throw ConfigError(fmt::format("{}{} {}: unknown {} '{}'; available: {}", slot.id_origin, slot.title, slot.id_key,
                                     noun(slot.kind), *slot.id, registry_.available(slot.kind)));
     }
-    if (where_.is_stored()) check_version(slot);
+    // A stored config without the section predates it and ran the default's behaviour.
+    if (where_.is_stored() && !(slot.defaulted && slot.table == nullptr)) check_version(slot);
   }
 
   // A stored run names the behaviour version it ran with; another version would not reproduce it.

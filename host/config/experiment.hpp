@@ -85,6 +85,8 @@ struct Experiment {
   // [encoder] plugin = "<id>", [encoder.params]; [predictor] likewise
   ComponentChoice encoder;
   ComponentChoice predictor;
+  // [objective] plugin = "<id>" (default "ijepa"), [objective.params]
+  ComponentChoice objective;
 
   // [optimization] (official defaults)
   int64_t epochs = 300;

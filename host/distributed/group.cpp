@@ -405,6 +405,17 @@ at::Tensor Group::mean(const at::Tensor& value, int64_t step) {
   return (io[0] / size()).reshape({}).to(where);
 }
 
+at::Tensor Group::average(const at::Tensor& value, int64_t step) {
+  const c10::Device where = value.device();
+  std::vector<at::Tensor> io{value.detach().contiguous().to(impl_->scalar_device, /*non_blocking=*/false, /*copy=*/true)};
+  try {
+    impl_->pg->allreduce(io)->wait();
+  } catch (const std::exception& ex) {
+    fail("averaging the objective's statistics", step, ex.what());
+  }
+  return (io[0] / size()).to(where);
+}
+
 int64_t Group::any_flags(int64_t flags, int64_t step) {
   constexpr int kBits = 8;
   std::vector<int64_t> bits(kBits);

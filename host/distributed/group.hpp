@@ -62,6 +62,9 @@ class Group {
   // Mean over ranks of a scalar tensor per rank (the logged loss, float64), on the tensor's own
   // device: with NCCL the all-reduce is queued on the current stream and nothing waits on the host.
   at::Tensor mean(const at::Tensor& value, int64_t step);
+  // Mean over ranks of a tensor of any shape (an objective's statistics), waited for; on the
+  // tensor's own device. Not differentiable: train/collective.hpp wraps it for autograd.
+  at::Tensor average(const at::Tensor& value, int64_t step);
   // Bitwise-or of small flags over ranks (stop requests): every rank gets the same answer.
   int64_t any_flags(int64_t flags, int64_t step);
   // Rank 0's values into every rank's tensors, in place.

@@ -23,7 +23,8 @@ enum class Kind {
   masking = JEPA_KIND_MASKING,
   encoder = JEPA_KIND_ENCODER,
   predictor = JEPA_KIND_PREDICTOR,
-  evaluator = JEPA_KIND_EVALUATOR
+  evaluator = JEPA_KIND_EVALUATOR,
+  objective = JEPA_KIND_OBJECTIVE
 };
 
 const char* kind_name(Kind kind);

@@ -34,6 +34,8 @@ const char* kind_name(Kind kind) {
       return "predictor";
     case Kind::evaluator:
       return "evaluator";
+    case Kind::objective:
+      return "objective";
   }
   return "unknown";
 }
@@ -48,6 +50,8 @@ std::optional<Kind> kind_from_int(int32_t value) {
       return Kind::predictor;
     case JEPA_KIND_EVALUATOR:
       return Kind::evaluator;
+    case JEPA_KIND_OBJECTIVE:
+      return Kind::objective;
     default:
       return std::nullopt;
   }

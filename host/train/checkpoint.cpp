@@ -38,8 +38,8 @@ void fsync_file(const fs::path& path) {
 
 }  // namespace
 
-std::string save_checkpoint(const fs::path& path, const CheckpointState& s, sdk::Encoder& encoder, sdk::Encoder& target,
-                            sdk::Predictor& predictor, torch::optim::Optimizer& optimizer) {
+std::string save_checkpoint(const fs::path& path, const CheckpointState& s, Models& m,
+                            torch::optim::Optimizer& optimizer) {
   fs::create_directories(path.parent_path());
   torch::serialize::OutputArchive out;
   out.write("format", scalar(1));
@@ -53,9 +53,10 @@ std::string save_checkpoint(const fs::path& path, const CheckpointState& s, sdk:
     save(a);
     out.write(key, a);
   };
-  sub("encoder", [&](auto& a) { encoder.save(a); });
-  sub("target_encoder", [&](auto& a) { target.save(a); });
-  sub("predictor", [&](auto& a) { predictor.save(a); });
+  sub("encoder", [&](auto& a) { m.encoder->save(a); });
+  sub("target_encoder", [&](auto& a) { m.target->save(a); });
+  sub("predictor", [&](auto& a) { m.predictor->save(a); });
+  if (m.objective_has_state()) sub("objective", [&](auto& a) { m.objective->save(a); });
   sub("optimizer", [&](auto& a) { optimizer.save(a); });
   const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
   loader::Sha256 digest;
@@ -78,9 +79,8 @@ std::string save_checkpoint(const fs::path& path, const CheckpointState& s, sdk:
   return digest.hex();
 }
 
-CheckpointState load_checkpoint(const fs::path& path, sdk::Encoder& encoder, sdk::Encoder& target,
-                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer, c10::Device device,
-                                const std::string& expected_sha256, const std::string& owner) {
+CheckpointState load_checkpoint(const fs::path& path, Models& m, torch::optim::Optimizer* optimizer,
+                                c10::Device device, const std::string& expected_sha256, const std::string& owner) {
   if (!fs::exists(path)) throw CheckpointError(fmt::format("checkpoint {} does not exist", path.string()));
   if (!expected_sha256.empty()) {
     const std::string found = loader::sha256_file(path);
@@ -108,9 +108,10 @@ CheckpointState load_checkpoint(const fs::path& path, sdk::Encoder& encoder, sdk
       in.read(key, a);
       load(a);
     };
-    sub("encoder", [&](auto& a) { encoder.load(a); });
-    sub("target_encoder", [&](auto& a) { target.load(a); });
-    sub("predictor", [&](auto& a) { predictor.load(a); });
+    sub("encoder", [&](auto& a) { m.encoder->load(a); });
+    if (m.has_ema_target()) sub("target_encoder", [&](auto& a) { m.target->load(a); });
+    sub("predictor", [&](auto& a) { m.predictor->load(a); });
+    if (m.objective_has_state()) sub("objective", [&](auto& a) { m.objective->load(a); });
     if (optimizer != nullptr) sub("optimizer", [&](auto& a) { optimizer->load(a); });
     return s;
   } catch (const CheckpointDamaged&) {
@@ -138,24 +139,25 @@ PyValue state_dict(torch::nn::Module& m, bool module_prefix) {
 
 }  // namespace
 
-void export_weights(const fs::path& path, sdk::Encoder& encoder, sdk::Encoder& target, sdk::Predictor& predictor,
-                    const CheckpointState& s, int64_t batch_size, double lr, bool module_prefix) {
+void export_weights(const fs::path& path, Models& m, const CheckpointState& s, int64_t batch_size, double lr,
+                    bool module_prefix) {
   // Written with our own torch.save-format writer: torch::pickle_save tags dicts with a
   // TorchScript global that torch.load(weights_only=True), the default since PyTorch 2.6, refuses.
-  const PyValue top{PyDict{
-      {"encoder", state_dict(encoder, module_prefix)},
-      {"predictor", state_dict(predictor, module_prefix)},
-      {"target_encoder", state_dict(target, module_prefix)},
+  PyDict top{
+      {"encoder", state_dict(*m.encoder, module_prefix)},
+      {"predictor", state_dict(*m.predictor, module_prefix)},
+      {"target_encoder", state_dict(*m.target, module_prefix)},
       {"epoch", PyValue{int64_t{s.epoch}}},
       {"loss", PyValue{s.loss}},
       {"batch_size", PyValue{int64_t{batch_size}}},
       {"world_size", PyValue{int64_t{s.world_size}}},
       {"lr", PyValue{lr}},
-  }};
+  };
+  if (m.objective_has_state()) top.emplace_back("objective", state_dict(*m.objective, module_prefix));
   if (!path.parent_path().empty()) fs::create_directories(path.parent_path());
   const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
   try {
-    write_torch_file(tmp, top);
+    write_torch_file(tmp, PyValue{std::move(top)});
   } catch (const std::exception& e) {
     throw CheckpointError(fmt::format("cannot write {}: {}", tmp.string(), e.what()));
   }

@@ -1,8 +1,7 @@
 // Checkpoints (resume) and exports (weights for Python users).
 #pragma once
 
-#include <jepa/sdk/encoder.hpp>
-#include <jepa/sdk/predictor.hpp>
+#include "train/models.hpp"
 
 #include <torch/optim/optimizer.h>
 
@@ -34,8 +33,9 @@ struct CheckpointDamaged : CheckpointError {
 // Writes atomically: a temporary file in the same folder, flushed to disk, then renamed over
 // `path`, so a crash mid-write never leaves a truncated checkpoint where a good one was. Returns
 // the file's SHA-256 (lower-case hex), computed over the bytes as they are written (no re-read).
-std::string save_checkpoint(const std::filesystem::path& path, const CheckpointState& state, sdk::Encoder& encoder,
-                            sdk::Encoder& target, sdk::Predictor& predictor, torch::optim::Optimizer& optimizer);
+// The objective's parameters and buffers are in it only when it has some (Models::objective_has_state).
+std::string save_checkpoint(const std::filesystem::path& path, const CheckpointState& state, Models& models,
+                            torch::optim::Optimizer& optimizer);
 
 // Throws CheckpointError naming the file and the reason; never leaves the models half-loaded
 // without saying so (a failed load is fatal to the run). With `expected_sha256` (the digest
@@ -46,15 +46,15 @@ std::string save_checkpoint(const std::filesystem::path& path, const CheckpointS
 // wrote it: a checkpoint written on cuda:0 loads on a CPU-only machine, and each rank of an N-GPU
 // run reads it onto its own GPU. Read onto another device than the live parameters', LibTorch
 // would re-point them to the file's device instead of copying into them.
-CheckpointState load_checkpoint(const std::filesystem::path& path, sdk::Encoder& encoder, sdk::Encoder& target,
-                                sdk::Predictor& predictor, torch::optim::Optimizer* optimizer, c10::Device device,
-                                const std::string& expected_sha256 = "", const std::string& owner = "");
+CheckpointState load_checkpoint(const std::filesystem::path& path, Models& models, torch::optim::Optimizer* optimizer,
+                                c10::Device device, const std::string& expected_sha256 = "",
+                                const std::string& owner = "");
 
 // Writes {encoder, predictor, target_encoder} state dicts (plus epoch, loss, batch_size,
 // world_size, lr) in the format Python's torch.load reads, with upstream's key names
-// ("module.patch_embed.proj.weight", ...) unless `module_prefix` is false.
-void export_weights(const std::filesystem::path& path, sdk::Encoder& encoder, sdk::Encoder& target,
-                    sdk::Predictor& predictor, const CheckpointState& state, int64_t batch_size, double lr,
-                    bool module_prefix);
+// ("module.patch_embed.proj.weight", ...) unless `module_prefix` is false; plus "objective" when
+// the objective owns parameters or buffers. Without an EMA target, target_encoder is the encoder.
+void export_weights(const std::filesystem::path& path, Models& models, const CheckpointState& state,
+                    int64_t batch_size, double lr, bool module_prefix);
 
 }  // namespace jepa::train

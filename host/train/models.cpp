@@ -10,24 +10,37 @@
 
 namespace jepa::train {
 
+bool Models::objective_has_state() const {
+  return !objective->parameters(true).empty() || !objective->buffers(true).empty();
+}
+
 Models build_models(const config::Experiment& e, torch::Device device) {
   Models m;
+  m.objective = loader::create_component<sdk::Objective>(*e.objective.component, e.objective.params);
+  m.needs = m.objective->needs();
   m.encoder = loader::create_component<sdk::Encoder>(*e.encoder.component, e.encoder.params);
-  m.target = loader::create_component<sdk::Encoder>(*e.encoder.component, e.encoder.params);
-  {
-    torch::NoGradGuard no_grad;
-    const auto src = m.encoder->named_parameters(true);
-    for (auto& p : m.target->named_parameters(true)) p.value().copy_(src[p.key()]);
-    const auto src_buffers = m.encoder->named_buffers(true);
-    for (auto& b : m.target->named_buffers(true)) b.value().copy_(src_buffers[b.key()]);
+  if (m.has_ema_target()) {
+    m.target = loader::create_component<sdk::Encoder>(*e.encoder.component, e.encoder.params);
+    {
+      torch::NoGradGuard no_grad;
+      const auto src = m.encoder->named_parameters(true);
+      for (auto& p : m.target->named_parameters(true)) p.value().copy_(src[p.key()]);
+      const auto src_buffers = m.encoder->named_buffers(true);
+      for (auto& b : m.target->named_buffers(true)) b.value().copy_(src_buffers[b.key()]);
+    }
+    for (auto& p : m.target->parameters()) p.set_requires_grad(false);
+  } else {
+    m.target = m.encoder;
   }
-  for (auto& p : m.target->parameters()) p.set_requires_grad(false);
   m.predictor = loader::create_component<sdk::Predictor>(*e.predictor.component, e.predictor.params);
   const auto grid = m.encoder->patch_grid();
-  m.predictor->bind({m.encoder->embed_dim(), m.encoder->num_heads(), grid[0], grid[1]});
+  const sdk::EncoderShape shape{m.encoder->embed_dim(), m.encoder->num_heads(), grid[0], grid[1]};
+  m.predictor->bind(shape);
+  m.objective->bind(shape);
   m.encoder->to(device);
   m.target->to(device);
   m.predictor->to(device);
+  m.objective->to(device);
   return m;
 }
 
@@ -66,6 +79,7 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(Models& m, double lr, double
   };
   split(*m.encoder, 0, 2);
   split(*m.predictor, 1, 3);
+  split(*m.objective, 1, 3);
   std::vector<torch::optim::OptimizerParamGroup> param_groups;
   for (int g = 0; g < 4; ++g) {
     auto opts = std::make_unique<torch::optim::AdamWOptions>(lr);

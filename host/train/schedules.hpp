@@ -32,6 +32,7 @@ class Schedules {
   double momentum_at(int64_t i) const;
 
   int64_t total_steps() const { return total_; }
+  int64_t iterations_per_epoch() const { return c_.iterations_per_epoch; }
   int64_t warmup_steps() const { return warmup_; }
 
  private:

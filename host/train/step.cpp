@@ -4,7 +4,6 @@
 
 #include <fmt/format.h>
 #include <torch/torch.h>
-#include <jepa/sdk/tensor_masks.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -50,11 +49,15 @@ TrainStep::TrainStep(Models& models, torch::optim::AdamW& optimizer, loader::Mas
       device_(device),
       precision_(precision),
       parallel_(parallel),
-      grid_(models.encoder->patch_grid()) {
-  for (auto& p : m_.target->parameters()) target_params_.push_back(p);
-  for (auto& p : m_.encoder->parameters()) online_params_.push_back(p);
+      grid_(models.encoder->patch_grid()),
+      collective_(parallel.group) {
+  if (m_.has_ema_target()) {
+    for (auto& p : m_.target->parameters()) target_params_.push_back(p);
+    for (auto& p : m_.encoder->parameters()) online_params_.push_back(p);
+  }
   for (auto* module :
-       {static_cast<torch::nn::Module*>(m_.encoder.get()), static_cast<torch::nn::Module*>(m_.predictor.get())}) {
+       {static_cast<torch::nn::Module*>(m_.encoder.get()), static_cast<torch::nn::Module*>(m_.predictor.get()),
+        static_cast<torch::nn::Module*>(m_.objective.get())}) {
     for (auto& p : module->parameters()) {
       if (p.requires_grad()) trained_params_.push_back(p);  // not the fixed sin-cos tables
     }
@@ -121,23 +124,41 @@ StepForward TrainStep::forward(const torch::Tensor& batch_images, int64_t it, co
   const auto tgt = per_block(m.target, device_);
   const auto images = batch_images.to(device_, /*non_blocking=*/true);
 
-  torch::Tensor h;
+  sdk::ObjectiveInputs in;
+  in.batch_size = B;
   {
     AutocastScope autocast(device_, precision_ == Precision::bf16);
-    {
+    // The target branch first, as upstream (the EMA target, or the online encoder itself).
+    if (m_.needs.target == sdk::TargetKind::online) {
+      in.target_tokens = m_.target->forward(images, {});
+    } else {
       torch::NoGradGuard no_grad;
-      h = m_.target->forward(images, {});
+      in.target_tokens = m_.target->forward(images, {});
     }
-    f.prediction = m_.predictor->forward(m_.encoder->forward(images, ctx), ctx, tgt);
+    in.context_tokens = m_.encoder->forward(images, ctx);
+    f.prediction = m_.predictor->forward(in.context_tokens, ctx, tgt);
   }
-  // In fp32 whatever the forward passes ran in, as upstream's autocast does on CUDA (layer_norm
-  // and smooth_l1_loss are on its fp32 list); CPU autocast would leave them in bf16.
-  {
-    torch::NoGradGuard no_grad;
-    h = torch::layer_norm(h.to(torch::kFloat32), {h.size(-1)});  // non-affine, eps 1e-5, as upstream
-    f.target = sdk::repeat_interleave_batch(sdk::apply_masks(h, tgt), B, s.context_blocks);
+  // Outside autocast: the objective works in fp32 whatever the forward passes ran in, as
+  // upstream's autocast does on CUDA (layer_norm and smooth_l1_loss are on its fp32 list); CPU
+  // autocast would leave them in bf16.
+  in.predictions = f.prediction;
+  in.context_masks = ctx;
+  in.target_masks = tgt;
+  sdk::StepInfo info;
+  info.step = it;
+  info.epoch = it / std::max<int64_t>(1, schedules_.iterations_per_epoch());
+  info.total_steps = schedules_.total_steps();
+  info.seed = seed_;
+  info.rank = collective_.rank();
+  info.world_size = collective_.world_size();
+  collective_.set_step(it + 1);
+  sdk::ObjectiveOutput out = m_.objective->forward(in, info, collective_);
+  if (!out.loss.defined() || out.loss.numel() != 1) {
+    throw std::runtime_error("objective returned no scalar loss");
   }
-  f.loss = torch::nn::functional::smooth_l1_loss(f.prediction.to(torch::kFloat32), f.target);
+  f.loss = out.loss.reshape({});
+  f.parts = std::move(out.parts);
+  f.target_tokens = in.target_tokens;
   return f;
 }
 
@@ -162,25 +183,45 @@ StepResult TrainStep::run(const torch::Tensor& batch_images, int64_t it, const S
   optimizer_.step();
 
   // EMA over all encoder parameters, after the optimizer step: target = m * target + (1 - m) * online.
-  r.momentum = schedules_.momentum_at(it);
   torch::NoGradGuard no_grad;
-  torch::_foreach_mul_(target_params_, r.momentum);
-  torch::_foreach_add_(target_params_, online_params_, 1.0 - r.momentum);
+  if (m_.has_ema_target()) {
+    r.momentum = schedules_.momentum_at(it);
+    torch::_foreach_mul_(target_params_, r.momentum);
+    torch::_foreach_add_(target_params_, online_params_, 1.0 - r.momentum);
+  }
 
   // The loss as every rank will read it, kept on the device: with NCCL the all-reduce is queued
   // on the stream, and nothing here waits for it. NaN on one rank is NaN in the mean of all.
   r.loss_value = loss.detach().to(torch::kFloat64);
+  std::vector<torch::Tensor> parts;
+  for (const auto& [name, value] : f.parts) {
+    r.part_names.push_back(name);
+    parts.push_back(value.detach().reshape({}).to(torch::kFloat64));
+  }
+  if (!parts.empty()) r.part_values = torch::stack(parts);
   if (parallel_.group != nullptr && parallel_.group->size() > 1) {
-    r.loss_value = parallel_.group->mean(r.loss_value, it + 1);
+    if (parts.empty()) {
+      r.loss_value = parallel_.group->mean(r.loss_value, it + 1);
+    } else {
+      // One all-reduce for the loss and the parts: the loss's element is the same mean either way.
+      const auto all = parallel_.group->average(torch::cat({r.loss_value.reshape({1}), r.part_values}), it + 1);
+      r.loss_value = all[0];
+      r.part_values = all.slice(0, 1);
+    }
   }
   first_nonfinite_.masked_fill_(first_nonfinite_.lt(0).logical_and(r.loss_value.isfinite().logical_not()), it + 1);
   return r;
 }
 
 void TrainStep::read(StepResult& r) {
-  const auto both = torch::stack({r.loss_value.reshape({}), first_nonfinite_.to(torch::kFloat64)}).cpu();
-  r.loss = both[0].item<double>();
-  const auto first = static_cast<int64_t>(both[1].item<double>());
+  std::vector<torch::Tensor> values{r.loss_value.reshape({1}), first_nonfinite_.to(torch::kFloat64).reshape({1})};
+  if (r.part_values.defined()) values.push_back(r.part_values.reshape({-1}));
+  const auto all = torch::cat(values).cpu();  // one synchronisation
+  const double* v = all.data_ptr<double>();
+  r.loss = v[0];
+  r.parts.clear();
+  for (size_t i = 0; i < r.part_names.size(); ++i) r.parts.emplace_back(r.part_names[i], v[2 + i]);
+  const auto first = static_cast<int64_t>(v[1]);
   if (first >= 0) throw DivergedError(fmt::format("diverged at step {}", first));
 }
 

@@ -4,6 +4,7 @@
 
 #include "distributed/group.hpp"
 #include "loader/masking_strategy.hpp"
+#include "train/collective.hpp"
 #include "train/models.hpp"
 #include "train/precision.hpp"
 #include "train/schedules.hpp"
@@ -13,6 +14,8 @@
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace jepa::train {
@@ -25,7 +28,10 @@ struct StepResult {
   // The loss stays on the device until read() (a host-device synchronisation): the trainer reads
   // it on logging steps on CUDA, every step on the CPU where reading costs nothing.
   torch::Tensor loss_value;  // scalar; the mean over ranks with several
-  double loss = 0;           // set by TrainStep::read()
+  torch::Tensor part_values;  // the objective's parts [n], likewise (undefined when it has none)
+  std::vector<std::string> part_names;
+  double loss = 0;            // set by TrainStep::read()
+  std::vector<std::pair<std::string, double>> parts;  // set by read(): logged as train/loss/<name>
   double lr = 0;
   double weight_decay = 0;
   double momentum = 0;
@@ -54,9 +60,10 @@ struct StepMasks {
 
 // The forward half of a step: what the loss is made of.
 struct StepForward {
-  torch::Tensor loss;        // scalar, fp32
-  torch::Tensor prediction;  // predictor output [npred*B, K, D]: bf16 under bf16 autocast
-  torch::Tensor target;      // layer-normed target tokens [npred*B, K, D], fp32, no gradient
+  torch::Tensor loss;           // scalar, fp32: the objective's
+  std::vector<std::pair<std::string, torch::Tensor>> parts;  // the objective's named terms
+  torch::Tensor prediction;     // predictor output [npred*B, K, D]: bf16 under bf16 autocast
+  torch::Tensor target_tokens;  // the declared target branch on the whole image [B, N, D]
   int context_length = 0;
   int target_length = 0;
 };
@@ -67,8 +74,10 @@ class TrainStep {
             const Schedules& schedules, uint64_t seed, torch::Device device, Precision precision = Precision::fp32,
             DataParallel parallel = {});
 
-  // bf16: both forward passes run under bf16 autocast (upstream's use_bfloat16) while the
-  // weights, the optimizer state, the target's layer norm, the loss and the EMA stay fp32.
+  // bf16: the forward passes run under bf16 autocast (upstream's use_bfloat16) while the
+  // weights, the optimizer state, the objective (the target's layer norm, the loss) and the EMA
+  // stay fp32. The objective (models.objective) makes the loss; the EMA update runs only when it
+  // declared an EMA target.
   // images [B, C, H, W] on any device (copied without blocking when pinned); `it` is the 0-based
   // iteration; `masks` as prepare_masks(B, it) made them, or sampled here when null. Nothing in
   // the step waits for the device: the loss is read later by read(), after the update, as
@@ -102,7 +111,8 @@ class TrainStep {
   std::array<int64_t, 2> grid_;
   std::vector<torch::Tensor> target_params_;
   std::vector<torch::Tensor> online_params_;
-  std::vector<torch::Tensor> trained_params_;  // encoder and predictor parameters that learn
+  std::vector<torch::Tensor> trained_params_;  // encoder, predictor and objective parameters that learn
+  RankCollective collective_;
   std::unique_ptr<dist::GradientReducer> reducer_;
   torch::Tensor first_nonfinite_;  // on the device: the first step whose loss was not finite, or -1
 };

@@ -142,6 +142,7 @@ std::vector<store::PluginRecord> plugin_records(const Experiment& e) {
   add(e.masking);
   add(e.encoder);
   add(e.predictor);
+  add(e.objective);
   for (const auto& ev : e.evaluators) add(ev);
   return out;
 }
@@ -203,6 +204,11 @@ void describe_experiment(const Experiment& e) {
              count_trainable(*m.encoder) / 1e6, m.encoder->embed_dim(), m.encoder->num_heads(), m.encoder->depth(),
              grid[0], grid[1]);
   fmt::print("  predictor {} : {:.3f} M trainable parameters\n", e.predictor.id, count_trainable(*m.predictor) / 1e6);
+  const char* target = m.needs.target == sdk::TargetKind::ema      ? "an EMA target encoder"
+                       : m.needs.target == sdk::TargetKind::online ? "the online encoder as target (with gradient)"
+                                                                   : "the online encoder as target (stop-gradient)";
+  fmt::print("  objective {} : {}, {:.3f} M trainable parameters of its own\n", e.objective.id, target,
+             count_trainable(*m.objective) / 1e6);
   loader::MaskingStrategy masking(*e.masking.component, e.masking.params);
   const auto s =
       masking.sample({static_cast<int>(grid[0]), static_cast<int>(grid[1]), static_cast<int>(e.batch_size), e.seed, 0});
@@ -218,8 +224,9 @@ void describe_experiment(const Experiment& e) {
   const bool cuda = e.device != "cpu" && torch::cuda::is_available();
   const auto precision = choose_precision(e.precision, cuda, detect_cpu_bf16());
   fmt::print("  precision {} ({})\n", precision_name(precision.precision), precision.reason);
-  fmt::print("  optimizer AdamW, lr {} -> {} (warmup {} epochs from {}), wd {} -> {}, ema {} -> {}\n", e.lr, e.final_lr,
-             e.warmup, e.start_lr, e.weight_decay, e.final_weight_decay, e.ema[0], e.ema[1]);
+  fmt::print("  optimizer AdamW, lr {} -> {} (warmup {} epochs from {}), wd {} -> {}{}\n", e.lr, e.final_lr, e.warmup,
+             e.start_lr, e.weight_decay, e.final_weight_decay,
+             m.has_ema_target() ? fmt::format(", ema {} -> {}", e.ema[0], e.ema[1]) : std::string(", no EMA"));
   if (e.evaluators.empty()) fmt::print("  evaluation (none)\n");
   for (const auto& ev : e.evaluators) {
     std::vector<std::string> when;
@@ -361,7 +368,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
           warn_if_unverified(*ckpt);
           start_sha256 = ckpt->sha256;
           try {
-            state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get(), device,
+            state = load_checkpoint(ckpt->path, m, optimizer.get(), device,
                                     ckpt->sha256, fmt::format("run {}", run_id));
           } catch (const CheckpointDamaged&) {
             // A process killed (kill -9, a lost node) between renaming a new checkpoint into place
@@ -369,7 +376,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
             // Anything else that does not match is damage.
             const std::exception_ptr damaged = std::current_exception();
             try {
-              state = load_checkpoint(ckpt->path, *m.encoder, *m.target, *m.predictor, optimizer.get(), device, "",
+              state = load_checkpoint(ckpt->path, m, optimizer.get(), device, "",
                                       fmt::format("run {}", run_id));
             } catch (const CheckpointError&) {
               std::rethrow_exception(damaged);
@@ -440,7 +447,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     const auto path = start["checkpoint"].get<std::string>();
     if (!path.empty()) {
       // Ranks share a filesystem, as upstream's checkpoints assume.
-      state = load_checkpoint(path, *m.encoder, *m.target, *m.predictor, optimizer.get(), device,
+      state = load_checkpoint(path, m, optimizer.get(), device,
                               start.value("sha256", std::string()), fmt::format("run {}", run_id));
       check_world(state, run_id);
       from_checkpoint = true;
@@ -450,9 +457,9 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
   if (group != nullptr && !from_checkpoint) {
     // Identical by seed already; the copy (as DDP's) makes it so whatever the ranks' hardware.
     std::vector<torch::Tensor> weights;
-    for (auto* module :
-         {static_cast<torch::nn::Module*>(m.encoder.get()), static_cast<torch::nn::Module*>(m.target.get()),
-          static_cast<torch::nn::Module*>(m.predictor.get())}) {
+    std::vector<torch::nn::Module*> modules{m.encoder.get(), m.predictor.get(), m.objective.get()};
+    if (m.has_ema_target()) modules.push_back(m.target.get());  // else the encoder itself
+    for (auto* module : modules) {
       for (auto& p : module->parameters()) weights.push_back(p.detach());
       for (auto& b : module->buffers()) weights.push_back(b.detach());
     }
@@ -487,7 +494,7 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     if (log) log->flush();
     state.epoch = epoch;
     state.batch_in_epoch = batch_in_epoch;
-    const std::string sha256 = save_checkpoint(ckpt_path, state, *m.encoder, *m.target, *m.predictor, *optimizer);
+    const std::string sha256 = save_checkpoint(ckpt_path, state, m, *optimizer);
     store_ptr->add_artifact(run_id, {"checkpoint", ckpt_path.string(), state.step,
                                      static_cast<int64_t>(fs::file_size(ckpt_path)), sha256, ""});
   };
@@ -611,13 +618,15 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
             log->log("train/loss", state.step, loss_value);
             log->log("train/lr", state.step, r.lr);
             log->log("train/weight_decay", state.step, r.weight_decay);
-            log->log("train/momentum", state.step, r.momentum);
+            if (m.has_ema_target()) log->log("train/momentum", state.step, r.momentum);
+            for (const auto& [name, value] : r.parts) log->log("train/loss/" + name, state.step, value);
             log->log("train/images_per_s", state.step, ips);
             log->log("train/context_patches", state.step, r.context_length);
             log->log("train/target_patches", state.step, r.target_length);
             log->log("train/epoch", state.step, static_cast<double>(epoch));
             if (pruning && state.step < total_steps) {
-              const std::map<std::string, double> logged{{"train/loss", loss_value}, {"train/images_per_s", ips}};
+              std::map<std::string, double> logged{{"train/loss", loss_value}, {"train/images_per_s", ips}};
+              for (const auto& [name, value] : r.parts) logged["train/loss/" + name] = value;
               if (auto it = logged.find(pruner->metric()); it != logged.end()) {
                 if (auto reason = pruner->observe(state.step, it->second)) {
                   stop_reason = *reason;
@@ -771,7 +780,7 @@ LoadedRun load_run(int64_t run_id, const loader::Registry& registry, store::Stor
   const auto ckpt = store.latest_artifact(run_id, "checkpoint");
   if (!ckpt) throw std::runtime_error(fmt::format("run {} has no checkpoint", run_id));
   warn_if_unverified(*ckpt);
-  r.state = load_checkpoint(ckpt->path, *r.models.encoder, *r.models.target, *r.models.predictor, nullptr, r.device,
+  r.state = load_checkpoint(ckpt->path, r.models, nullptr, r.device,
                             ckpt->sha256, fmt::format("run {}", run_id));
   // Evaluate as the run trained; a bf16 run on a machine without native bf16 is evaluated in fp32
   // (slower emulation would give the same features, only later).
@@ -810,7 +819,7 @@ std::vector<std::pair<std::string, double>> evaluate_run(int64_t run_id, const c
 void export_run(int64_t run_id, const fs::path& output, bool module_prefix, const loader::Registry& registry,
                 store::Store& store) {
   LoadedRun r = load_run(run_id, registry, store);
-  export_weights(output, *r.models.encoder, *r.models.target, *r.models.predictor, r.state, r.experiment.batch_size,
+  export_weights(output, r.models, r.state, r.experiment.batch_size,
                  r.experiment.lr, module_prefix);
   store.add_artifact(run_id, {"export", fs::absolute(output).string(), r.state.step,
                               static_cast<int64_t>(fs::file_size(output)), loader::sha256_file(output), ""});

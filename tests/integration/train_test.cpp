@@ -85,7 +85,9 @@ TEST(Train, EndToEndRecordsEverything) {
   EXPECT_EQ(params.at("encoder.params.depth"), "2");
   EXPECT_EQ(params.at("optimization.epochs"), "2");
   EXPECT_EQ(store.environment(run->id).count("torch_version"), 1u);
-  EXPECT_EQ(store.plugins(run->id).size(), 4u);
+  EXPECT_EQ(store.plugins(run->id).size(), 5u);  // masking, encoder, predictor, objective, evaluator
+  EXPECT_EQ(store.metrics(run->id, "train/loss/pred").size(), 32u) << "the objective's parts are logged";
+  EXPECT_EQ(store.metrics(run->id, "train/momentum").size(), 32u) << "ijepa declares an EMA target";
   bool probed = false;
   for (const auto& e : store.evaluations(run->id))
     probed = probed || (e.evaluator == "linear_probe" && e.metric == "top1");

@@ -342,7 +342,7 @@ TEST_F(ExperimentTest, UnknownSection) {
   EXPECT_TRUE(starts_with(err, at(7)));
   EXPECT_TRUE(contains(err,
                        "unknown section [optimisation]; valid sections: run, data, masking, encoder, "
-                       "predictor, optimization, checkpoint, logging, evaluation"));
+                       "predictor, objective, optimization, checkpoint, logging, evaluation"));
   const std::string loose = error_of("seed = 1\n" + kRequired);
   EXPECT_TRUE(starts_with(loose, at(1) + "1: "));
   EXPECT_TRUE(contains(loose, "key 'seed' is outside any section ('seed' belongs in [run])"));
@@ -709,6 +709,44 @@ TEST_F(ExperimentTest, StoredRunsFromBeforeTheScheduleKeysStillLoad) {
   EXPECT_EQ(back.resolved["evaluation"][0]["at_end"], true);  // filled in
 }
 
+TEST_F(ExperimentTest, ObjectiveDefaultsToIjepaAndIsChosenLikeAnyPlugin) {
+  const Experiment plain = load(kRequired);
+  EXPECT_EQ(plain.objective.id, "ijepa");
+  EXPECT_EQ(plain.resolved["objective"]["plugin"], "ijepa");
+  const Experiment s = load(kRequired, {"objective.plugin=sigreg", "objective.params.lambda=0.1"});
+  EXPECT_EQ(s.objective.id, "sigreg");
+  EXPECT_EQ(flatten(s.resolved).at("objective.params.lambda"), "0.1");
+  EXPECT_EQ(flatten(s.resolved).at("objective.params.integration"), "folded");  // the convention, recorded
+  const Experiment file = load(kRequired + "[objective]\nplugin = \"vicreg\"\n[objective.params]\ncov_weight = 2\n");
+  EXPECT_EQ(file.objective.id, "vicreg");
+
+  const std::string unknown = error_of(kRequired + "[objective]\nplugin = \"lejepa\"\n");
+  EXPECT_TRUE(starts_with(unknown, at(8)));
+  EXPECT_TRUE(contains(unknown, "[objective] plugin: unknown objective 'lejepa'; available: ijepa, sigreg, vicreg"));
+  const std::string bad = error_of(kRequired + "[objective]\nplugin = \"sigreg\"\n[objective.params]\nslices = 0\n");
+  EXPECT_TRUE(starts_with(bad, at(10)));
+  EXPECT_TRUE(contains(bad, "slices"));
+  // A parameter of another objective is an error naming it, not silently dropped.
+  EXPECT_TRUE(contains(error_of(kRequired, {"objective.params.lambda=0.1"}), "lambda"));
+}
+
+TEST_F(ExperimentTest, StoredRunsFromBeforeObjectivesLoadAsIjepa) {
+  nlohmann::json stored = load(kRequired).resolved;
+  stored.erase("objective");
+  const Experiment back = experiment_from_json(stored, registry());
+  EXPECT_EQ(back.objective.id, "ijepa");
+  EXPECT_EQ(back.resolved["objective"]["plugin"], "ijepa");
+  // Once stored with one, its version is checked as every plugin's.
+  nlohmann::json now = load(kRequired).resolved;
+  now["objective"]["version"] = 99;
+  try {
+    experiment_from_json(now, registry());
+    ADD_FAILURE() << "a stored objective of another behaviour version loaded";
+  } catch (const ConfigError& x) {
+    EXPECT_TRUE(contains(x.what(), "the run used version 99"));
+  }
+}
+
 TEST(StopRule, ComparesAndNeverHoldsForNaN) {
   using jepa::config::parse_stop_rule;
   EXPECT_FALSE(parse_stop_rule(""));
@@ -823,10 +861,11 @@ TEST_F(ExperimentTest, FlattenNamesEveryKey) {
   EXPECT_EQ(flat.at("distributed.timeout"), "300");
   EXPECT_EQ(flat.at("distributed.peer_timeout"), "20");
   EXPECT_EQ(flat.at("run.tf32"), "true");
-  // One entry per leaf: 38 host keys, 3 plugin sections of id + version + params, one evaluation
+  EXPECT_EQ(flat.at("objective.plugin"), "ijepa");  // the default, recorded
+  // One entry per leaf: 38 host keys, 4 plugin sections of id + version + params, one evaluation
   // (id, 4 params, version, every, at_end, stop_when, baselines).
   size_t leaves = 38 + 1 + 4 + 1 + 4;
-  for (const char* s : {"masking", "encoder", "predictor"}) leaves += 2 + e.resolved[s]["params"].size();
+  for (const char* s : {"masking", "encoder", "predictor", "objective"}) leaves += 2 + e.resolved[s]["params"].size();
   EXPECT_EQ(flat.size(), leaves);
 }
 

@@ -62,7 +62,17 @@ TEST(Loader, AbiMajorMismatchShowsBothSides) {
 
 TEST(Loader, NewerAbiMinorRejected) {
   const auto reason = single_rejection(load_with_builtins("abi_minor"));
-  EXPECT_NE(reason.find("SDK ABI 1.1 (plugin) is newer than 1.0 (host)"), std::string::npos) << reason;
+  const std::string expected = "SDK ABI 1." + std::to_string(JEPA_ABI_MINOR + 1) + " (plugin) is newer than 1." +
+                               std::to_string(JEPA_ABI_MINOR) + " (host)";
+  EXPECT_NE(reason.find(expected), std::string::npos) << reason;
+}
+
+TEST(Loader, OlderAbiMinorStillLoads) {
+  const auto reg = load_with_builtins("abi_older_minor");
+  EXPECT_TRUE(reg.rejected().empty()) << reg.rejected()[0].reason;
+  const auto* c = reg.find(Kind::masking, "abi_1_0_masks");
+  ASSERT_NE(c, nullptr) << "a plugin built against ABI 1.0 (before the objective kind) keeps loading";
+  EXPECT_EQ(c->plugin->abi_minor, 0);
 }
 
 TEST(Loader, FingerprintMismatchForCxxComponents) {

@@ -1,4 +1,4 @@
-/* jepa-lab plugin ABI, version 1.
+/* jepa-lab plugin ABI, version 1.1.
  *
  * The only contract the host reads before it touches any C++ type. Rules that keep it stable:
  *  - every struct starts with struct_size and only ever grows at the end; a reader looks at a
@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define JEPA_ABI_MAJOR 1
-#define JEPA_ABI_MINOR 0
+#define JEPA_ABI_MINOR 1 /* 1: the objective kind */
 #define JEPA_ENTRY_SYMBOL "jepa_plugin_entry"
 /* An ELF section holding the build fingerprint as text (see <jepa/sdk/fingerprint.hpp>), read by
  * the host before it loads a library: one linked against another LibTorch is never loaded. */
@@ -35,6 +35,7 @@ extern "C" {
 #define JEPA_KIND_ENCODER 2
 #define JEPA_KIND_PREDICTOR 3
 #define JEPA_KIND_EVALUATOR 4
+#define JEPA_KIND_OBJECTIVE 5 /* since ABI 1.1 */
 
 /* Parameter types. Lists are lists of numbers (e.g. a scale range). */
 #define JEPA_PARAM_INT 1
