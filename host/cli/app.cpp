@@ -36,7 +36,7 @@ bool is_light_command(int argc, char** argv) {
 int run_cli(int argc, char** argv, bool full) {
   CLI::App app{
       "jepa-lab: train, sweep and compare I-JEPA (Image Joint-Embedding Predictive Architecture)\n"
-      "with masking strategies, encoders, predictors and evaluators loaded as plugins."};
+      "with masking strategies, encoders, predictors, objectives and evaluators loaded as plugins."};
   app.name("jepa");
   app.fallthrough();  // global options may follow the subcommand
   app.require_subcommand(1);
