@@ -311,11 +311,9 @@ int run_export(const GlobalOptions& global, const ExportOptions& o) {
   const loader::Registry reg = discover_plugins(global);
   store::Store store(o.db);
   const int64_t id = resolve_run(store, o.runs[0]);
-  train::export_run(id, o.output, !o.no_prefix, reg, store);
-  fmt::print(
-      "wrote {}: torch.load() gives {{'encoder', 'predictor', 'target_encoder', 'epoch', 'loss', "
-      "'batch_size', 'world_size', 'lr'}}\n",
-      o.output);
+  std::vector<std::string> keys;
+  for (const auto& key : train::export_run(id, o.output, !o.no_prefix, reg, store)) keys.push_back("'" + key + "'");
+  fmt::print("wrote {}: torch.load() gives {{{}}}\n", o.output, fmt::join(keys, ", "));
   return 0;
 }
 

@@ -139,8 +139,8 @@ PyValue state_dict(torch::nn::Module& m, bool module_prefix) {
 
 }  // namespace
 
-void export_weights(const fs::path& path, Models& m, const CheckpointState& s, int64_t batch_size, double lr,
-                    bool module_prefix) {
+std::vector<std::string> export_weights(const fs::path& path, Models& m, const CheckpointState& s, int64_t batch_size,
+                                        double lr, bool module_prefix) {
   // Written with our own torch.save-format writer: torch::pickle_save tags dicts with a
   // TorchScript global that torch.load(weights_only=True), the default since PyTorch 2.6, refuses.
   PyDict top{
@@ -154,6 +154,8 @@ void export_weights(const fs::path& path, Models& m, const CheckpointState& s, i
       {"lr", PyValue{lr}},
   };
   if (m.objective_has_state()) top.emplace_back("objective", state_dict(*m.objective, module_prefix));
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : top) keys.push_back(key);
   if (!path.parent_path().empty()) fs::create_directories(path.parent_path());
   const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
   try {
@@ -163,6 +165,7 @@ void export_weights(const fs::path& path, Models& m, const CheckpointState& s, i
   }
   fsync_file(tmp);
   fs::rename(tmp, path);
+  return keys;
 }
 
 }  // namespace jepa::train

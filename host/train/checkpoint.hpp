@@ -54,7 +54,9 @@ CheckpointState load_checkpoint(const std::filesystem::path& path, Models& model
 // world_size, lr) in the format Python's torch.load reads, with upstream's key names
 // ("module.patch_embed.proj.weight", ...) unless `module_prefix` is false; plus "objective" when
 // the objective owns parameters or buffers. Without an EMA target, target_encoder is the encoder.
-void export_weights(const std::filesystem::path& path, Models& models, const CheckpointState& state,
-                    int64_t batch_size, double lr, bool module_prefix);
+// Returns the top-level keys written, in order.
+std::vector<std::string> export_weights(const std::filesystem::path& path, Models& models,
+                                        const CheckpointState& state, int64_t batch_size, double lr,
+                                        bool module_prefix);
 
 }  // namespace jepa::train

@@ -816,13 +816,13 @@ std::vector<std::pair<std::string, double>> evaluate_run(int64_t run_id, const c
   return results;
 }
 
-void export_run(int64_t run_id, const fs::path& output, bool module_prefix, const loader::Registry& registry,
-                store::Store& store) {
+std::vector<std::string> export_run(int64_t run_id, const fs::path& output, bool module_prefix,
+                                    const loader::Registry& registry, store::Store& store) {
   LoadedRun r = load_run(run_id, registry, store);
-  export_weights(output, r.models, r.state, r.experiment.batch_size,
-                 r.experiment.lr, module_prefix);
+  auto keys = export_weights(output, r.models, r.state, r.experiment.batch_size, r.experiment.lr, module_prefix);
   store.add_artifact(run_id, {"export", fs::absolute(output).string(), r.state.step,
                               static_cast<int64_t>(fs::file_size(output)), loader::sha256_file(output), ""});
+  return keys;
 }
 
 }  // namespace jepa::train

@@ -56,8 +56,8 @@ std::vector<std::pair<std::string, double>> evaluate_run(int64_t run_id, const c
                                                          const loader::Registry& registry, store::Store& store,
                                                          bool baselines = false);
 
-// `jepa export`: writes a stored run's weights for Python's torch.load.
-void export_run(int64_t run_id, const std::filesystem::path& output, bool module_prefix,
-                const loader::Registry& registry, store::Store& store);
+// `jepa export`: writes a stored run's weights for Python's torch.load; returns the file's top-level keys.
+std::vector<std::string> export_run(int64_t run_id, const std::filesystem::path& output, bool module_prefix,
+                                    const loader::Registry& registry, store::Store& store);
 
 }  // namespace jepa::train

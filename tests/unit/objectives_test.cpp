@@ -23,6 +23,8 @@
 
 #include <cmath>
 #include <complex>
+#include <cstdlib>
+#include <sstream>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -32,8 +34,18 @@ namespace {
 namespace fs = std::filesystem;
 using jepa::loader::Kind;
 
+// The build's plugins, plus $JEPA_CONFORMANCE_PLUGIN_PATH (colon-separated) for the conformance test.
 const jepa::loader::Registry& registry() {
-  static const auto reg = jepa::loader::Registry::discover({JEPA_PLUGIN_DIR});
+  static const auto reg = [] {
+    std::vector<fs::path> dirs{JEPA_PLUGIN_DIR};
+    if (const char* env = std::getenv("JEPA_CONFORMANCE_PLUGIN_PATH")) {
+      std::stringstream ss(env);
+      for (std::string item; std::getline(ss, item, ':');) {
+        if (!item.empty()) dirs.emplace_back(item);
+      }
+    }
+    return jepa::loader::Registry::discover(dirs);
+  }();
   return reg;
 }
 
