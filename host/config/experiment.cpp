@@ -650,7 +650,7 @@ struct Slot {
   const toml::table* sub_params = nullptr;
   toml::source_region region{};  // of the section, for "missing key" errors (line 0: absent)
   std::optional<std::string> id;
-  std::string id_origin;  // error prefix of wherever the id was set
+  std::string id_origin;   // error prefix of wherever the id was set
   bool defaulted = false;  // the section's default plugin, not named anywhere
   std::optional<Entry> version;
   std::map<std::string, ParamValue> param_overrides;

@@ -407,7 +407,8 @@ at::Tensor Group::mean(const at::Tensor& value, int64_t step) {
 
 at::Tensor Group::average(const at::Tensor& value, int64_t step) {
   const c10::Device where = value.device();
-  std::vector<at::Tensor> io{value.detach().contiguous().to(impl_->scalar_device, /*non_blocking=*/false, /*copy=*/true)};
+  std::vector<at::Tensor> io{
+      value.detach().contiguous().to(impl_->scalar_device, /*non_blocking=*/false, /*copy=*/true)};
   try {
     impl_->pg->allreduce(io)->wait();
   } catch (const std::exception& ex) {

@@ -79,8 +79,8 @@ std::string save_checkpoint(const fs::path& path, const CheckpointState& s, Mode
   return digest.hex();
 }
 
-CheckpointState load_checkpoint(const fs::path& path, Models& m, torch::optim::Optimizer* optimizer,
-                                c10::Device device, const std::string& expected_sha256, const std::string& owner) {
+CheckpointState load_checkpoint(const fs::path& path, Models& m, torch::optim::Optimizer* optimizer, c10::Device device,
+                                const std::string& expected_sha256, const std::string& owner) {
   if (!fs::exists(path)) throw CheckpointError(fmt::format("checkpoint {} does not exist", path.string()));
   if (!expected_sha256.empty()) {
     const std::string found = loader::sha256_file(path);

@@ -55,8 +55,7 @@ CheckpointState load_checkpoint(const std::filesystem::path& path, Models& model
 // ("module.patch_embed.proj.weight", ...) unless `module_prefix` is false; plus "objective" when
 // the objective owns parameters or buffers. Without an EMA target, target_encoder is the encoder.
 // Returns the top-level keys written, in order.
-std::vector<std::string> export_weights(const std::filesystem::path& path, Models& models,
-                                        const CheckpointState& state, int64_t batch_size, double lr,
-                                        bool module_prefix);
+std::vector<std::string> export_weights(const std::filesystem::path& path, Models& models, const CheckpointState& state,
+                                        int64_t batch_size, double lr, bool module_prefix);
 
 }  // namespace jepa::train

@@ -27,10 +27,10 @@ struct DivergedError : std::runtime_error {
 struct StepResult {
   // The loss stays on the device until read() (a host-device synchronisation): the trainer reads
   // it on logging steps on CUDA, every step on the CPU where reading costs nothing.
-  torch::Tensor loss_value;  // scalar; the mean over ranks with several
+  torch::Tensor loss_value;   // scalar; the mean over ranks with several
   torch::Tensor part_values;  // the objective's parts [n], likewise (undefined when it has none)
   std::vector<std::string> part_names;
-  double loss = 0;            // set by TrainStep::read()
+  double loss = 0;                                    // set by TrainStep::read()
   std::vector<std::pair<std::string, double>> parts;  // set by read(): logged as train/loss/<name>
   double lr = 0;
   double weight_decay = 0;
@@ -60,7 +60,7 @@ struct StepMasks {
 
 // The forward half of a step: what the loss is made of.
 struct StepForward {
-  torch::Tensor loss;           // scalar, fp32: the objective's
+  torch::Tensor loss;                                        // scalar, fp32: the objective's
   std::vector<std::pair<std::string, torch::Tensor>> parts;  // the objective's named terms
   torch::Tensor prediction;     // predictor output [npred*B, K, D]: bf16 under bf16 autocast
   torch::Tensor target_tokens;  // the declared target branch on the whole image [B, N, D]

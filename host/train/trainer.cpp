@@ -368,16 +368,15 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
           warn_if_unverified(*ckpt);
           start_sha256 = ckpt->sha256;
           try {
-            state = load_checkpoint(ckpt->path, m, optimizer.get(), device,
-                                    ckpt->sha256, fmt::format("run {}", run_id));
+            state =
+                load_checkpoint(ckpt->path, m, optimizer.get(), device, ckpt->sha256, fmt::format("run {}", run_id));
           } catch (const CheckpointDamaged&) {
             // A process killed (kill -9, a lost node) between renaming a new checkpoint into place
             // and recording it leaves a whole file newer than the record: its own step says so.
             // Anything else that does not match is damage.
             const std::exception_ptr damaged = std::current_exception();
             try {
-              state = load_checkpoint(ckpt->path, m, optimizer.get(), device, "",
-                                      fmt::format("run {}", run_id));
+              state = load_checkpoint(ckpt->path, m, optimizer.get(), device, "", fmt::format("run {}", run_id));
             } catch (const CheckpointError&) {
               std::rethrow_exception(damaged);
             }
@@ -447,8 +446,8 @@ TrainOutcome run_experiment(const Experiment& e, store::Recorder* store_ptr, con
     const auto path = start["checkpoint"].get<std::string>();
     if (!path.empty()) {
       // Ranks share a filesystem, as upstream's checkpoints assume.
-      state = load_checkpoint(path, m, optimizer.get(), device,
-                              start.value("sha256", std::string()), fmt::format("run {}", run_id));
+      state = load_checkpoint(path, m, optimizer.get(), device, start.value("sha256", std::string()),
+                              fmt::format("run {}", run_id));
       check_world(state, run_id);
       from_checkpoint = true;
     }
@@ -780,8 +779,7 @@ LoadedRun load_run(int64_t run_id, const loader::Registry& registry, store::Stor
   const auto ckpt = store.latest_artifact(run_id, "checkpoint");
   if (!ckpt) throw std::runtime_error(fmt::format("run {} has no checkpoint", run_id));
   warn_if_unverified(*ckpt);
-  r.state = load_checkpoint(ckpt->path, r.models, nullptr, r.device,
-                            ckpt->sha256, fmt::format("run {}", run_id));
+  r.state = load_checkpoint(ckpt->path, r.models, nullptr, r.device, ckpt->sha256, fmt::format("run {}", run_id));
   // Evaluate as the run trained; a bf16 run on a machine without native bf16 is evaluated in fp32
   // (slower emulation would give the same features, only later).
   const auto env = store.environment(run_id);

@@ -37,8 +37,9 @@ class Sigreg final : public sdk::Objective {
         scale_by_batch_(p.get_bool("scale_by_batch")),
         widths_(projector_widths(p, "projector")) {
     if (on_ == "target" && target_ != "online") {
-      throw sdk::ParamError("sigreg_on", "\"target\" needs target = \"online\" (a detached or EMA target gives "
-                                         "SIGReg no gradient); use sigreg_on = \"context\"");
+      throw sdk::ParamError("sigreg_on",
+                            "\"target\" needs target = \"online\" (a detached or EMA target gives "
+                            "SIGReg no gradient); use sigreg_on = \"context\"");
     }
     // The quadrature: knots and weights (trapezoid x w(t)), fixed buffers of the module.
     const int64_t knots = p.get_int("knots");

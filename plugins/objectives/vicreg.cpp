@@ -20,8 +20,9 @@ class Vicreg final : public sdk::Objective {
         cov_weight_(p.get_float("cov_weight")),
         widths_(projector_widths(p, "projector")) {
     if (on_ == "target" && target_ != "online") {
-      throw sdk::ParamError("on", "\"target\" needs target = \"online\" (a detached or EMA target gives the terms "
-                                  "no gradient); use on = \"context\" or \"predictions\"");
+      throw sdk::ParamError("on",
+                            "\"target\" needs target = \"online\" (a detached or EMA target gives the terms "
+                            "no gradient); use on = \"context\" or \"predictions\"");
     }
   }
 

@@ -76,7 +76,8 @@ TEST_P(ObjectiveConformance, LogsItsPartsAndResumesExactly) {
   const std::string common = " run " + q(file) + plugin_paths() + " --no-eval";
   const auto a = run_jepa(common + " --set 'checkpoint.dir=" + (dir / "runs_a").string() + "' --db " + q(dir / "a.db"));
   ASSERT_EQ(a.code, 0) << a.err;
-  const std::string b_args = common + " --set 'checkpoint.dir=" + (dir / "runs_b").string() + "' --db " + q(dir / "b.db");
+  const std::string b_args =
+      common + " --set 'checkpoint.dir=" + (dir / "runs_b").string() + "' --db " + q(dir / "b.db");
   ASSERT_EQ(run_jepa(b_args + " --stop-after 5").code, 0);
   const auto resumed = run_jepa(" run --resume 1 --no-eval" + plugin_paths() + " --db " + q(dir / "b.db"));
   ASSERT_EQ(resumed.code, 0) << resumed.err;

@@ -15,18 +15,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "loopback_group.hpp"
 #include "temp_dir.hpp"
-
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <complex>
 #include <cstdlib>
-#include <sstream>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 
 namespace {
@@ -113,8 +110,9 @@ TEST(Sigreg, StatisticMatchesADoublePrecisionComputationInBothConventions) {
   step.seed = 5;
   step.step = 11;
   using jepa::loader::ParamValue;
-  const std::map<std::string, ParamValue> common{
-      {"lambda", ParamValue{1.0}}, {"projector", ParamValue{std::vector<double>{}}}, {"slices", ParamValue{int64_t{8}}}};
+  const std::map<std::string, ParamValue> common{{"lambda", ParamValue{1.0}},
+                                                 {"projector", ParamValue{std::vector<double>{}}},
+                                                 {"slices", ParamValue{int64_t{8}}}};
   // Folded (the library): 17 knots on [0, 3] are the trapezoid rule with 33 knots on [-3, 3].
   auto folded = objective("sigreg", 1, common);
   const auto a = folded->forward(inputs_of(z), step, single);
@@ -178,18 +176,6 @@ TEST(Vicreg, TermsMatchADirectComputation) {
   EXPECT_NEAR(out.loss.item<double>(), 25 * part(out, "pred") + 25 * var + off, 1e-3);
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // The statistic (and its gradient) of one process over 2B samples, and of two ranks over B each.
 struct Computed {
   double value = 0;
@@ -216,26 +202,15 @@ TEST(ObjectiveRanks, TwoRanksOfBGiveTheStatisticsOfOneProcessOf2B) {
   for (const auto& [id, name] : {std::pair<std::string, std::string>{"sigreg", "sigreg"}, {"vicreg", "cov"}}) {
     jepa::train::RankCollective single(nullptr);
     const Computed one = compute(id, name, all, single);
-    const int port = free_port();
+    const int port = jepa_test::free_loopback_port();
     Computed ranks[2];
     std::string failures[2];
     std::vector<std::thread> threads;
     for (int rank = 0; rank < 2; ++rank) {
       threads.emplace_back([&, rank] {
         try {
-          jepa::dist::DistEnv env;
-          env.rank = rank;
-          env.world_size = 2;
-          env.local_rank = rank;
-          env.local_world_size = 2;
-          env.master_addr = "127.0.0.1";
-          env.master_port = port;
-          env.launcher = "test";
-          jepa::dist::GroupOptions options;
-          options.timeout = std::chrono::seconds(30);
-          jepa::dist::Group group(env, options);
-          group.start(torch::kCPU, "gloo", std::chrono::seconds(30));
-          jepa::train::RankCollective collective(&group);
+          const auto group = jepa_test::loopback_group(rank, 2, port);
+          jepa::train::RankCollective collective(group.get());
           // Rank r holds rows r, r + 2, ...: the split the loader deals out.
           ranks[rank] = compute(id, name, all.slice(0, rank, 64, 2), collective);
         } catch (const std::exception& e) {

@@ -2,36 +2,19 @@
 // in every .grad, a parameter without gradient on a rank counts as zeros, and the gradients are
 // slots of the flat buckets (no copies), kept across steps and across zero_grad().
 #include "distributed/group.hpp"
+#include "loopback_group.hpp"
 
 #include <gtest/gtest.h>
 #include <torch/optim/sgd.h>
 #include <torch/torch.h>
-
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <string>
 #include <thread>
 
 namespace {
 
-using jepa::dist::DistEnv;
 using jepa::dist::GradientReducer;
 using jepa::dist::Group;
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 const std::vector<std::vector<int64_t>> kShapes{{3, 4}, {5}, {2, 2, 2}, {7}};
 
@@ -48,18 +31,8 @@ bool used(int rank, size_t k) {
 
 void run_rank(int rank, int port, std::string& failure) {
   try {
-    DistEnv env;
-    env.rank = rank;
-    env.world_size = 2;
-    env.local_rank = rank;
-    env.local_world_size = 2;
-    env.master_addr = "127.0.0.1";
-    env.master_port = port;
-    env.launcher = "test";
-    jepa::dist::GroupOptions options;
-    options.timeout = std::chrono::seconds(30);
-    Group group(env, options);
-    group.start(torch::kCPU, "gloo", std::chrono::seconds(30));
+    const auto owned = jepa_test::loopback_group(rank, 2, port);
+    Group& group = *owned;
 
     std::vector<torch::Tensor> params;
     for (const auto& shape : kShapes) params.push_back(torch::zeros(shape).requires_grad_(true));
@@ -110,7 +83,7 @@ void run_rank(int rank, int port, std::string& failure) {
 }
 
 TEST(GradientReducer, GradientsAreBucketSlotsHoldingTheMeanOverRanks) {
-  const int port = free_port();
+  const int port = jepa_test::free_loopback_port();
   std::string failures[2];
   std::thread rank1([&] { run_rank(1, port, failures[1]); });
   run_rank(0, port, failures[0]);
