@@ -233,6 +233,38 @@ TEST(ObjectiveRanks, TwoRanksOfBGiveTheStatisticsOfOneProcessOf2B) {
   }
 }
 
+// The collective's backward averages the incoming gradients over ranks: with a loss that differs
+// between ranks (here rank r weighs the global mean by r + 1), each rank's sample gets the mean of
+// the ranks' weights, so that the reducer's average of parameter gradients is the gradient of the
+// ranks' mean loss. Passing each rank's own gradient through would give r + 1 instead.
+TEST(ObjectiveRanks, CollectiveBackwardAveragesTheRanksGradients) {
+  const int port = jepa_test::free_loopback_port();
+  torch::Tensor grads[2];
+  std::string failures[2];
+  std::vector<std::thread> threads;
+  for (int rank = 0; rank < 2; ++rank) {
+    threads.emplace_back([&, rank] {
+      try {
+        const auto group = jepa_test::loopback_group(rank, 2, port);
+        jepa::train::RankCollective collective(group.get());
+        auto x = torch::full({4}, static_cast<double>(rank)).requires_grad_(true);
+        const auto global = collective.mean(x.mean());
+        EXPECT_DOUBLE_EQ(global.item<double>(), 0.5) << "forward: the mean over ranks";
+        (global * (rank + 1)).backward();
+        grads[rank] = x.grad().clone();
+      } catch (const std::exception& e) {
+        failures[rank] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(failures[0], "");
+  ASSERT_EQ(failures[1], "");
+  for (int rank = 0; rank < 2; ++rank) {
+    EXPECT_TRUE(torch::allclose(grads[rank], torch::full({4}, 1.5 / 4))) << "rank " << rank << ": " << grads[rank];
+  }
+}
+
 // Every objective the plugin folder offers: one real step of the host's TrainStep on a tiny ViT
 // gives a finite loss, finite named parts, and gradients in every trainable encoder parameter (and
 // in the objective's own), with an EMA target built only when declared.
