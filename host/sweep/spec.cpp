@@ -15,6 +15,7 @@
 #include <optional>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string_view>
 
@@ -29,11 +30,26 @@ constexpr int64_t kMaxTrials = 1'000'000;
 // int bounds travel as doubles in Distribution: keep them where every integer is exact.
 constexpr int64_t kMaxIntBound = int64_t{1} << 53;
 
-constexpr std::string_view kSweepKeys[] = {"name",           "method",         "trials",
-                                           "sample_seed",    "seeds",          "devices",
-                                           "gpus_per_trial", "trials_per_gpu", "threads_per_trial",
-                                           "max_parallel",   "params",         "pruning",
-                                           "launcher",       "slurm"};
+constexpr std::string_view kSweepKeys[] = {"name",
+                                           "method",
+                                           "trials",
+                                           "sample_seed",
+                                           "seeds",
+                                           "devices",
+                                           "gpus_per_trial",
+                                           "trials_per_gpu",
+                                           "threads_per_trial",
+                                           "max_parallel",
+                                           "params",
+                                           "pruning",
+                                           "launcher",
+                                           "slurm",
+                                           "objective",
+                                           "tpe",
+                                           "enqueue",
+                                           "warm_start"};
+constexpr std::string_view kObjectiveKeys[] = {"metric", "mode", "value"};
+constexpr std::string_view kTpeKeys[] = {"startup_trials", "candidates", "multivariate", "constant_liar"};
 constexpr std::string_view kPruningKeys[] = {"rule",       "metric",      "mode",     "warmup_steps",
                                              "min_trials", "grace_steps", "reduction"};
 constexpr std::string_view kSlurmKeys[] = {
@@ -44,6 +60,7 @@ constexpr std::string_view kOwnSbatchOptions[] = {
     "--output",   "-o",     "--error",  "-e",        "--job-name",   "-J",          "--array", "-a",
     "--parsable", "--wrap", "--signal", "--requeue", "--no-requeue", "--open-mode", "--chdir", "-D"};
 constexpr std::string_view kDistributionKeys[] = {"choice", "uniform", "log_uniform", "int"};
+constexpr std::string_view kModifierKeys[] = {"step", "log", "when"};
 
 template <size_t N>
 bool is_one_of(std::string_view name, const std::string_view (&names)[N]) {
@@ -98,11 +115,6 @@ void collect_params(const toml::table& table, const std::string& prefix, std::ve
 }
 
 // ---------------------------------------------------------------- values as `--set` text
-
-std::string format_double(double v) {
-  // fmt's "{}" is the shortest text that reads back as the same double.
-  return fmt::format("{}", v);
-}
 
 std::string number_text(const toml::node& node) {
   if (const auto* i = node.as_integer()) return fmt::format("{}", i->get());
@@ -176,6 +188,62 @@ Distribution range_of(const toml::node& node, std::string_view kind) {
   return d;
 }
 
+// `step`, `log` and `when` beside a distribution.
+void apply_modifiers(Distribution& d, const toml::table& table) {
+  if (const toml::node* step = table.get("step")) {
+    if (d.kind != Distribution::Kind::uniform && d.kind != Distribution::Kind::int_range) {
+      throw Problem(fmt::format("step applies to uniform and int; {} has no step", kind_name(d.kind)));
+    }
+    if (d.kind == Distribution::Kind::int_range && !step->is_integer()) throw Problem("an int's step is an integer");
+    if (!step->is_number()) throw Problem("step expects a number > 0");
+    const double v =
+        step->is_integer() ? static_cast<double>(step->as_integer()->get()) : step->as_floating_point()->get();
+    if (!(v > 0) || !std::isfinite(v)) throw Problem(fmt::format("step expects a number > 0, got {}", v));
+    const double k = (d.high - d.low) / v;
+    // Optuna silently lowers `high` to the last point of the grid; a sweep says so instead.
+    if (std::fabs(k - std::round(k)) > 1e-9 * std::max(1.0, k)) {
+      throw Problem(
+          fmt::format("high - low = {} is not a multiple of step {}", format_double(d.high - d.low), format_double(v)));
+    }
+    d.step = v;
+  }
+  if (const toml::node* log = table.get("log")) {
+    const auto* b = log->as_boolean();
+    if (b == nullptr) throw Problem("log expects true or false");
+    if (b->get()) {
+      if (d.kind == Distribution::Kind::uniform)
+        throw Problem("a float on a log scale is { log_uniform = [low, high] }");
+      if (d.kind != Distribution::Kind::int_range) throw Problem(fmt::format("{} takes no log", kind_name(d.kind)));
+      if (d.low < 1) throw Problem(fmt::format("log needs low >= 1, got {}", format_double(d.low)));
+      if (d.step > 1) throw Problem("log and step do not go together (log integers step by 1)");
+      d.log = true;
+    }
+  }
+  if (const toml::node* when = table.get("when")) {
+    const auto* w = when->as_table();
+    if (w == nullptr || w->size() != 1) {
+      throw Problem("when expects one parameter and its value(s), like when = { \"objective.plugin\" = \"sigreg\" }");
+    }
+    Condition c;
+    c.parent = std::string(w->begin()->first.str());
+    const toml::node& values = w->begin()->second;
+    if (const auto* nested = values.as_table()) {
+      (void)nested;
+      throw Problem("when: quote a dotted parameter name, like when = { \"objective.plugin\" = \"sigreg\" }");
+    }
+    if (const auto* list = values.as_array()) {
+      if (list->empty()) throw Problem("when expects a value or a non-empty list of values");
+      // [2, 4] is two values of `depth`, or one value of a list-valued parameter: the parent's
+      // choices decide (resolve_conditions).
+      for (const auto& item : *list) c.values.push_back(value_text(item));
+      if (list->get(0)->is_number()) c.as_one_value = value_text(values);
+    } else {
+      c.values.push_back(value_text(values));
+    }
+    d.when = std::move(c);
+  }
+}
+
 Distribution distribution_of(const toml::node& node) {
   if (const auto* array = node.as_array()) {
     Distribution d;
@@ -187,41 +255,32 @@ Distribution distribution_of(const toml::node& node) {
     throw Problem(fmt::format("expects a list of values or a distribution like {{ uniform = [0.01, 0.1] }} ({})",
                               joined(kDistributionKeys)));
   }
+  const toml::key* kind = nullptr;
+  const toml::node* body = nullptr;
+  int kinds = 0;
   for (auto&& [k, v] : *table) {
+    if (is_one_of(k.str(), kModifierKeys)) continue;
     if (!is_one_of(k.str(), kDistributionKeys)) {
-      throw Problem(fmt::format("unknown distribution '{}'; valid: {}", k.str(), joined(kDistributionKeys)));
+      throw Problem(fmt::format("unknown distribution '{}'; valid: {} (with {})", k.str(), joined(kDistributionKeys),
+                                joined(kModifierKeys)));
     }
+    kind = &k;
+    body = &v;
+    ++kinds;
   }
-  if (table->size() != 1) {
-    throw Problem(
-        fmt::format("expects exactly one distribution, one of {}; got {}", joined(kDistributionKeys), table->size()));
+  if (kinds != 1) {
+    throw Problem(fmt::format("expects exactly one distribution, one of {}; got {}", joined(kDistributionKeys), kinds));
   }
-  // The iterator owns the pair it yields, so keep it alive while the pair is used.
-  const auto only = table->begin();
-  const toml::key& k = only->first;
-  const toml::node& v = only->second;
-  if (k.str() == "choice") {
-    const auto* array = v.as_array();
+  Distribution d;
+  if (kind->str() == "choice") {
+    const auto* array = body->as_array();
     if (array == nullptr) throw Problem("choice expects a list of values");
-    Distribution d;
     d.choices = choices_of(*array);
-    return d;
+  } else {
+    d = range_of(*body, kind->str());
   }
-  return range_of(v, k.str());
-}
-
-const char* kind_name(Distribution::Kind kind) {
-  switch (kind) {
-    case Distribution::Kind::choice:
-      return "choice";
-    case Distribution::Kind::uniform:
-      return "uniform";
-    case Distribution::Kind::log_uniform:
-      return "log_uniform";
-    case Distribution::Kind::int_range:
-      return "int";
-  }
-  return "?";
+  apply_modifiers(d, *table);
+  return d;
 }
 
 // "auto", "cpu" or GPU ids such as "0,2" (spaces allowed, returned without them).
@@ -259,7 +318,7 @@ std::string normalized_devices(const std::string& text) {
 // Trials the spec expands to, or std::nullopt beyond kMaxTrials (counted without overflow).
 std::optional<int64_t> trial_count(const SweepSpec& spec) {
   int64_t points = 1;
-  if (spec.method == "random") {
+  if (spec.method == "random" || spec.method == "tpe") {
     points = spec.trials;
   } else {
     for (const auto& [key, d] : spec.params) {
@@ -277,7 +336,8 @@ std::optional<int64_t> trial_count(const SweepSpec& spec) {
 
 class Reader {
  public:
-  Reader(std::string file, const toml::table& root) : file_(std::move(file)), root_(root) {}
+  Reader(std::string file, const toml::table& root, std::string default_name)
+      : file_(std::move(file)), root_(root), default_name_(std::move(default_name)) {}
 
   SweepSpec read() {
     const toml::key* key = nullptr;
@@ -301,6 +361,9 @@ class Reader {
     SweepSpec spec;
     std::optional<Entry> trials_entry;
     std::optional<Entry> slurm_entry;
+    std::optional<Entry> enqueue_entry;
+    std::optional<Entry> warm_entry;
+    std::optional<Entry> max_parallel_entry;
     std::vector<Entry> params;
     const toml::table* params_table = nullptr;
     for (const Entry& e : ordered(*sweep)) {
@@ -312,7 +375,7 @@ class Reader {
         spec.name = read_string(e, "[sweep]");
         if (spec.name.empty()) throw error(e, "[sweep]", "expects a non-empty name");
       } else if (k == "method") {
-        spec.method = read_one_of(e, "[sweep]", {"grid", "random"});
+        spec.method = read_one_of(e, "[sweep]", {"grid", "random", "tpe"});
       } else if (k == "trials") {
         spec.trials = read_int(e, "[sweep]", 0, kMaxTrials);
         trials_entry = e;
@@ -334,6 +397,7 @@ class Reader {
         spec.threads_per_trial = read_int(e, "[sweep]", 1);
       } else if (k == "max_parallel") {
         spec.max_parallel = read_int(e, "[sweep]", 0);
+        max_parallel_entry = e;
       } else if (k == "params") {
         params_table = e.node->as_table();
         if (params_table == nullptr) throw error(e, "[sweep]", "must be a table: write it as [sweep.params]");
@@ -350,8 +414,31 @@ class Reader {
         if (slurm == nullptr) throw error(e, "[sweep]", "must be a table: write it as [sweep.slurm]");
         spec.slurm = read_slurm(*slurm);
         slurm_entry = e;
+      } else if (k == "objective") {
+        const toml::table* objective = e.node->as_table();
+        if (objective == nullptr) {
+          throw error(e, "[sweep]", "expects a table like { metric = \"linear_probe/top1\", mode = \"max\" }");
+        }
+        spec.objective = read_objective(*objective, e);
+      } else if (k == "tpe") {
+        const toml::table* tpe = e.node->as_table();
+        if (tpe == nullptr) throw error(e, "[sweep]", "expects a table like { startup_trials = 10 }");
+        spec.tpe = read_tpe(*tpe);
+      } else if (k == "enqueue") {
+        enqueue_entry = e;
+      } else if (k == "warm_start") {
+        const auto* array = e.node->as_array();
+        const auto bad = [&] { return error(e, "[sweep]", "expects a list of earlier sweeps' names"); };
+        if (array == nullptr) throw bad();
+        for (const auto& item : *array) {
+          const auto* v = item.as_string();
+          if (v == nullptr || v->get().empty()) throw bad();
+          spec.warm_start.push_back(v->get());
+        }
+        warm_entry = e;
       }
     }
+    if (spec.name.empty()) spec.name = default_name_;
     if (slurm_entry && spec.launcher != "slurm") {
       throw error(*slurm_entry, "[sweep]",
                   "[sweep.slurm] is read only with launcher = \"slurm\" (set it in [sweep], or remove the table)");
@@ -363,10 +450,12 @@ class Reader {
       }
       try {
         spec.params.emplace_back(e.name, distribution_of(*e.node));
+        resolve_condition(spec.params);
       } catch (const Problem& p) {
         throw error(e, "[sweep.params]", p.what());
       }
     }
+    if (enqueue_entry) spec.enqueue = read_enqueue(*enqueue_entry, spec.params);
 
     // Rules between keys: only now is the method known, wherever it stood.
     if (spec.method == "random" && spec.trials < 1) {
@@ -374,10 +463,41 @@ class Reader {
       throw SweepError(
           fmt::format("{}[sweep] trials: method = \"random\" needs trials >= 1 (how many points to draw)", where));
     }
-    if (spec.method == "random" && spec.params.empty()) {
+    if (spec.method == "tpe" && spec.trials < 1) {
+      const std::string where = trials_entry ? at(*trials_entry) : at(sweep_region);
+      throw SweepError(fmt::format(
+          "{}[sweep] trials: method = \"tpe\" needs trials >= 1 (how many points to propose, the budget)", where));
+    }
+    if (spec.method != "grid" && spec.params.empty()) {
       throw SweepError(
-          fmt::format("{}[sweep.params] random search needs at least one parameter (a seeds-only sweep is a grid)",
-                      at(params_table != nullptr ? params_table->source() : sweep_region)));
+          fmt::format("{}[sweep.params] {} search needs at least one parameter (a seeds-only sweep is a grid)",
+                      at(params_table != nullptr ? params_table->source() : sweep_region), spec.method));
+    }
+    if (spec.method == "tpe" && spec.objective.metric.empty()) {
+      throw SweepError(fmt::format(
+          "{}[sweep] objective: method = \"tpe\" needs the metric it optimises, like objective = {{ metric = "
+          "\"linear_probe/top1\", mode = \"max\" }}",
+          at(sweep_region)));
+    }
+    if (spec.method == "tpe" && spec.launcher == "slurm" && spec.max_parallel < 1) {
+      throw SweepError(fmt::format(
+          "{}[sweep] max_parallel: method = \"tpe\" with launcher = \"slurm\" needs max_parallel >= 1 (how many "
+          "trials run at once; each new point is proposed from the finished ones)",
+          max_parallel_entry ? at(*max_parallel_entry) : at(sweep_region)));
+    }
+    if (enqueue_entry && spec.method == "grid") {
+      throw error(*enqueue_entry, "[sweep]", "a grid runs every point already; enqueue is for random and tpe");
+    }
+    if (enqueue_entry && static_cast<int64_t>(spec.enqueue.size()) > spec.trials) {
+      throw error(*enqueue_entry, "[sweep]",
+                  fmt::format("{} enqueued points but trials = {}: enqueued points count toward trials",
+                              spec.enqueue.size(), spec.trials));
+    }
+    if (warm_entry && spec.method != "tpe") {
+      throw error(*warm_entry, "[sweep]", "warm_start seeds a model of the history: it needs method = \"tpe\"");
+    }
+    if (warm_entry && std::find(spec.warm_start.begin(), spec.warm_start.end(), spec.name) != spec.warm_start.end()) {
+      throw error(*warm_entry, "[sweep]", "a sweep cannot warm-start from itself");
     }
     if (spec.method == "grid") {
       for (size_t i = 0; i < params.size(); ++i) {
@@ -548,85 +668,157 @@ class Reader {
     return p;
   }
 
+  // A condition names an earlier choice parameter and some of its values.
+  static void resolve_condition(std::vector<Param>& params) {
+    Distribution& d = params.back().second;
+    if (!d.when) return;
+    Condition& c = *d.when;
+    const auto parent =
+        std::find_if(params.begin(), params.end() - 1, [&](const Param& p) { return p.first == c.parent; });
+    if (parent == params.end() - 1) {
+      const bool later = c.parent == params.back().first;
+      throw Problem(fmt::format("when: {} is {}; a condition names a choice parameter listed before this one", c.parent,
+                                later ? "this parameter itself" : "not a parameter listed before it"));
+    }
+    const Distribution& pd = parent->second;
+    if (pd.kind != Distribution::Kind::choice) {
+      throw Problem(fmt::format("when: {} is a {} distribution; a condition names a choice parameter", c.parent,
+                                kind_name(pd.kind)));
+    }
+    const auto is_choice = [&](const std::string& v) {
+      return std::find(pd.choices.begin(), pd.choices.end(), v) != pd.choices.end();
+    };
+    if (!c.as_one_value.empty() && is_choice(c.as_one_value)) c.values = {c.as_one_value};
+    c.as_one_value.clear();
+    for (const auto& v : c.values) {
+      if (!is_choice(v)) {
+        throw Problem(
+            fmt::format("when: '{}' is not one of {}'s values ({})", v, c.parent, fmt::join(pd.choices, ", ")));
+      }
+    }
+  }
+
+  ObjectiveSpec read_objective(const toml::table& table, const Entry& where) const {
+    ObjectiveSpec o;
+    const char* section = "[sweep.objective]";
+    for (const Entry& e : ordered(table)) {
+      if (!is_one_of(e.name, kObjectiveKeys)) {
+        throw SweepError(
+            fmt::format("{}{} unknown key '{}'; valid keys: {}", at(e), section, e.name, joined(kObjectiveKeys)));
+      }
+      if (e.name == "metric") {
+        o.metric = read_string(e, section);
+        if (o.metric.empty()) throw error(e, section, "expects a metric name like \"linear_probe/top1\"");
+      } else if (e.name == "mode") {
+        o.maximize = read_one_of(e, section, {"min", "max"}) == "max";
+      } else if (e.name == "value") {
+        o.value = read_one_of(e, section, {"last", "best"});
+      }
+    }
+    if (o.metric.empty()) throw error(where, "[sweep]", "objective needs metric = \"...\" (a metric the trials log)");
+    return o;
+  }
+
+  TpeSpec read_tpe(const toml::table& table) const {
+    TpeSpec t;
+    const char* section = "[sweep.tpe]";
+    for (const Entry& e : ordered(table)) {
+      if (!is_one_of(e.name, kTpeKeys)) {
+        throw SweepError(
+            fmt::format("{}{} unknown key '{}'; valid keys: {}", at(e), section, e.name, joined(kTpeKeys)));
+      }
+      if (e.name == "startup_trials") {
+        t.startup_trials = read_int(e, section, 0, kMaxTrials);
+      } else if (e.name == "candidates") {
+        t.candidates = read_int(e, section, 1, 100000);
+      } else {
+        const auto* b = e.node->as_boolean();
+        if (b == nullptr) throw error(e, section, "expects true or false");
+        (e.name == "multivariate" ? t.multivariate : t.constant_liar) = b->get();
+      }
+    }
+    return t;
+  }
+
+  std::vector<Point> read_enqueue(const Entry& e, const std::vector<Param>& space) const {
+    const auto* array = e.node->as_array();
+    const auto shape = [&] {
+      return error(e, "[sweep]", "expects a list of points like [{ \"optimization.lr\" = 1e-3 }, ...]");
+    };
+    if (array == nullptr) throw shape();
+    std::vector<Point> points;
+    for (size_t i = 0; i < array->size(); ++i) {
+      const auto* table = array->get(i)->as_table();
+      if (table == nullptr) throw shape();
+      std::vector<Entry> keys;
+      collect_params(*table, "", keys);
+      Point p;
+      try {
+        for (const Entry& k : keys) p[k.name] = value_text(*k.node);
+      } catch (const Problem& problem) {
+        throw error(e, "[sweep]", fmt::format("point {}: {}", i + 1, problem.what()));
+      }
+      const std::string why = point_problem(space, p);
+      if (!why.empty()) throw error(e, "[sweep]", fmt::format("point {}: {}", i + 1, why));
+      if (std::find(points.begin(), points.end(), p) != points.end()) {
+        throw error(e, "[sweep]", fmt::format("point {} repeats an earlier one", i + 1));
+      }
+      points.push_back(std::move(p));
+    }
+    return points;
+  }
+
   std::string file_;
   const toml::table& root_;
+  std::string default_name_;
 };
-
-// ---------------------------------------------------------------- sampling
-
-// The standard distributions' algorithms are implementation-defined; these use only the
-// engine's raw output (which the standard fixes), so a sample_seed gives the same trials on
-// every platform.
-
-// [0, 1) from the top 53 bits: every multiple of 2^-53 equally likely.
-double unit(std::mt19937_64& rng) {
-  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
-}
-
-// Uniform over [0, n), n >= 1: outputs below 2^64 mod n are rejected, so every residue has the
-// same number of preimages.
-uint64_t below(std::mt19937_64& rng, uint64_t n) {
-  const uint64_t reject_under = (0 - n) % n;
-  while (true) {
-    const uint64_t x = rng();
-    if (x >= reject_under) return x % n;
-  }
-}
-
-std::string draw(const Distribution& d, std::mt19937_64& rng) {
-  switch (d.kind) {
-    case Distribution::Kind::choice:
-      return d.choices.at(below(rng, d.choices.size()));
-    case Distribution::Kind::uniform: {
-      // Rounding could step just outside the bounds; the spec promises values within them.
-      const double v = d.low + (d.high - d.low) * unit(rng);
-      return format_double(std::clamp(v, d.low, d.high));
-    }
-    case Distribution::Kind::log_uniform: {
-      const double lo = std::log(d.low);
-      const double v = std::exp(lo + (std::log(d.high) - lo) * unit(rng));
-      return format_double(std::clamp(v, d.low, d.high));
-    }
-    case Distribution::Kind::int_range: {
-      const auto lo = static_cast<int64_t>(d.low);
-      const auto span = static_cast<uint64_t>(static_cast<int64_t>(d.high) - lo) + 1;
-      return fmt::format("{}", lo + static_cast<int64_t>(below(rng, span)));
-    }
-  }
-  return {};
-}
 
 }  // namespace
 
 SweepSpec load_sweep_spec(const fs::path& file) {
   const toml::table root = config::read_toml_file<SweepError>(file, "sweep");
-  SweepSpec spec = Reader(file.string(), root).read();
+  SweepSpec spec = Reader(file.string(), root, file.stem().string()).read();
   spec.file = file;
-  if (spec.name.empty()) spec.name = file.stem().string();
   return spec;
+}
+
+ObjectiveSpec effective_objective(const SweepSpec& spec) {
+  if (!spec.objective.metric.empty()) return spec.objective;
+  ObjectiveSpec o;
+  o.metric = spec.pruning.metric;
+  o.maximize = spec.pruning.maximize;
+  return o;
 }
 
 std::vector<Trial> expand_trials(const SweepSpec& spec) {
   const std::string where = spec.file.empty() ? std::string("sweep") : spec.file.string();
   if (spec.seeds.empty()) throw SweepError(fmt::format("{}: [sweep] seeds: expects at least one seed", where));
-  std::vector<std::vector<std::string>> points;  // values in spec.params order
+  std::vector<Point> points;
   if (spec.method == "grid") {
     for (const auto& [key, d] : spec.params) {
       if (d.kind != Distribution::Kind::choice) {
         throw SweepError(fmt::format(
-            "{}: [sweep.params] {}: a {} distribution needs method = \"random\"; a grid takes a list of values", where,
-            key, kind_name(d.kind)));
+            "{}: [sweep.params] {}: a {} distribution needs method = \"random\" or \"tpe\"; a grid takes a list of "
+            "values",
+            where, key, kind_name(d.kind)));
       }
       if (d.choices.empty()) throw SweepError(fmt::format("{}: [sweep.params] {}: has no values", where, key));
     }
     if (!trial_count(spec))
       throw SweepError(fmt::format("{}: [sweep] expands to more than {} trials", where, kMaxTrials));
-    // An odometer over the lists, the last one turning fastest.
+    // An odometer over the lists, the last one turning fastest; a conditional parameter is set
+    // only where it exists, so the combinations that differ only in it collapse into one.
+    const bool conditional =
+        std::any_of(spec.params.begin(), spec.params.end(), [](const Param& p) { return p.second.when.has_value(); });
+    std::set<Point> seen;
     std::vector<size_t> at(spec.params.size(), 0);
     while (true) {
-      std::vector<std::string> point;
-      for (size_t i = 0; i < at.size(); ++i) point.push_back(spec.params[i].second.choices[at[i]]);
-      points.push_back(std::move(point));
+      Point point;
+      for (size_t i = 0; i < at.size(); ++i) {
+        const auto& [key, d] = spec.params[i];
+        if (is_active(d, point)) point[key] = d.choices[at[i]];
+      }
+      if (!conditional || seen.insert(point).second) points.push_back(std::move(point));
       size_t i = at.size();
       while (i > 0 && ++at[i - 1] == spec.params[i - 1].second.choices.size()) at[--i] = 0;
       if (i == 0) break;
@@ -636,31 +828,37 @@ std::vector<Trial> expand_trials(const SweepSpec& spec) {
       throw SweepError(fmt::format("{}: [sweep] trials: method = \"random\" needs trials >= 1", where));
     if (!trial_count(spec))
       throw SweepError(fmt::format("{}: [sweep] expands to more than {} trials", where, kMaxTrials));
+    points = spec.enqueue;
     std::mt19937_64 rng(spec.sample_seed);
-    for (int64_t t = 0; t < spec.trials; ++t) {
-      std::vector<std::string> point;
-      for (const auto& [key, d] : spec.params) point.push_back(draw(d, rng));
-      points.push_back(std::move(point));
-    }
+    while (static_cast<int64_t>(points.size()) < spec.trials) points.push_back(draw_point(spec.params, rng));
+  } else if (spec.method == "tpe") {
+    throw SweepError(fmt::format("{}: [sweep] method = \"tpe\" proposes its points while it runs", where));
   } else {
-    throw SweepError(fmt::format("{}: [sweep] method: '{}' is not one of grid, random", where, spec.method));
+    throw SweepError(fmt::format("{}: [sweep] method: '{}' is not one of grid, random, tpe", where, spec.method));
   }
 
   std::vector<Trial> trials;
   trials.reserve(points.size() * spec.seeds.size());
   for (const auto& point : points) {
-    for (int64_t seed : spec.seeds) {
-      Trial t;
-      t.index = static_cast<int64_t>(trials.size());
-      t.seed = seed;
-      for (size_t i = 0; i < point.size(); ++i) {
-        const std::string& key = spec.params[i].first;
-        t.point[key] = point[i];
-        t.overrides.push_back(key + "=" + point[i]);
-      }
-      t.overrides.push_back(fmt::format("run.seed={}", seed));
-      trials.push_back(std::move(t));
+    for (const Trial& t : trials_of_point(spec, point, static_cast<int64_t>(trials.size()))) trials.push_back(t);
+  }
+  return trials;
+}
+
+std::vector<Trial> trials_of_point(const SweepSpec& spec, const Point& point, int64_t first_index) {
+  std::vector<Trial> trials;
+  for (int64_t seed : spec.seeds) {
+    Trial t;
+    t.index = first_index + static_cast<int64_t>(trials.size());
+    t.seed = seed;
+    t.point = point;
+    // In the file's order, so that the run names and `--dry-run` read like the file.
+    for (const auto& [key, d] : spec.params) {
+      const auto it = point.find(key);
+      if (it != point.end()) t.overrides.push_back(key + "=" + it->second);
     }
+    t.overrides.push_back(fmt::format("run.seed={}", seed));
+    trials.push_back(std::move(t));
   }
   return trials;
 }

@@ -5,10 +5,21 @@
 //
 //   [sweep]
 //   name = "lr-grid"            # default: the file's stem
-//   method = "grid"             # grid (every combination) | random (`trials` draws)
-//   trials = 0                  # random: how many points to draw (required, >= 1); grid: unused
-//   sample_seed = 0             # random: seed of the draws, so the trial list is reproducible
-//   seeds = [0]                 # each point runs once per seed (sets run.seed)
+//   method = "grid"             # grid (every combination) | random (`trials` draws) | tpe (TPE,
+//                               # each point proposed from the finished trials when a slot frees)
+//   trials = 0                  # random, tpe: how many points (required, >= 1); grid: unused
+//   sample_seed = 0             # random, tpe: seed of the draws, so the proposals are reproducible
+//   seeds = [0]                 # each point runs once per seed (sets run.seed); with tpe every
+//                               # (point, seed) trial is one observation
+//   objective = { metric = "linear_probe/top1", mode = "max", value = "last" }
+//                               # what tpe optimises (required for tpe) and the summaries rank by;
+//                               # value: last (at the run's last step) | best (over the run)
+//   tpe = { startup_trials = 10, candidates = 24, multivariate = true, constant_liar = true }
+//   enqueue = [{ "optimization.lr" = 1e-3, "encoder.params.depth" = 4 }]
+//                               # random, tpe: points run first (each a full point of the space);
+//                               # they count toward `trials`
+//   warm_start = ["lr-earlier"] # tpe: earlier sweeps in the same database over the same
+//                               # parameters; their finished trials seed the history
 //   devices = "auto"            # auto (every visible GPU, else CPU slots) | cpu | "0,2" (GPU ids,
 //                               # each once; kept without spaces)
 //   gpus_per_trial = 1          # >= 1
@@ -42,10 +53,21 @@
 //   "optimization.start_lr" = { log_uniform = [1e-5, 1e-3] }  # random only
 //   "encoder.params.depth" = { int = [2, 6] }                 # inclusive; random only
 //   "predictor.params.depth" = { choice = [2, 4, 6] }         # same as a list
+//   "optimization.ema" = { uniform = [0.99, 0.999], step = 0.001 }   # values low + k*step
+//   "data.batch_size" = { int = [16, 512], log = true }       # log-uniform integers (low >= 1)
+//   "encoder.params.depth" = { int = [2, 12], step = 2 }      # 2, 4, ..., 12
+//   "objective.plugin" = ["ijepa", "sigreg"]
+//   "objective.params.lambda" = { log_uniform = [0.01, 1], when = { "objective.plugin" = "sigreg" } }
+//                               # conditional: exists only when an earlier choice parameter has
+//                               # one of the given values (a list for several); else it is not set
 //   "masking.params.pred_scale" = [[0.15, 0.2], [0.1, 0.15]]  # values of a list-valued key
 //   # Unquoted dotted keys (optimization.lr = [...]) and [sweep.params.<section>] tables name the
 //   # same keys. A value may not repeat in a list (1 and 1.0 are one value); run.seed is not a
 //   # parameter (use seeds). No parameters at all is a seeds-only grid; random needs one or more.
+//
+//   # Ranges and steps: high - low must be a multiple of step; log needs an int range with low >= 1
+//   # and no step (a float on a log scale is log_uniform). Grid, random and tpe all take
+//   # conditions; a grid sets a conditional parameter only in the combinations where it exists.
 //
 //   [sweep.pruning]
 //   rule = "none"               # none | median | asha
@@ -65,6 +87,8 @@
 // optimization.lr: ...".
 #pragma once
 
+#include "sweep/space.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -76,14 +100,6 @@ namespace jepa::sweep {
 
 struct SweepError : std::runtime_error {
   using std::runtime_error::runtime_error;
-};
-
-struct Distribution {
-  enum class Kind { choice, uniform, log_uniform, int_range };
-  Kind kind = Kind::choice;
-  std::vector<std::string> choices;  // choice: values as `--set` text ("0.001", "multiblock", "[0.15, 0.2]")
-  double low = 0.0;                  // uniform, log_uniform, int_range (inclusive)
-  double high = 0.0;
 };
 
 struct PruningSpec {
@@ -114,6 +130,21 @@ struct SlurmSpec {
   int64_t ranks() const { return nodes * tasks_per_node; }
 };
 
+// What a sequential method optimises, and what the live summary and `jepa compare --importance`
+// rank by: a metric the trials log, its direction, and which of its values counts.
+struct ObjectiveSpec {
+  std::string metric;  // "" = not given: the pruning metric stands in where one is needed
+  bool maximize = false;
+  std::string value = "last";  // last (the value at the last step) | best (over the run)
+};
+
+struct TpeSpec {
+  int64_t startup_trials = 10;
+  int64_t candidates = 24;
+  bool multivariate = true;
+  bool constant_liar = true;
+};
+
 struct SweepSpec {
   std::filesystem::path file;  // the experiment + [sweep] file
   std::string name;
@@ -126,9 +157,13 @@ struct SweepSpec {
   int64_t trials_per_gpu = 1;
   int64_t threads_per_trial = 1;
   int64_t max_parallel = 0;
-  std::vector<std::pair<std::string, Distribution>> params;  // in file order
+  std::vector<Param> params;  // in file order (a condition's parent before the parameters it decides)
   PruningSpec pruning;
-  std::string launcher = "local";  // local | slurm
+  ObjectiveSpec objective;
+  TpeSpec tpe;
+  std::vector<Point> enqueue;           // points run first (random, tpe), in order
+  std::vector<std::string> warm_start;  // earlier sweeps in the same database (tpe)
+  std::string launcher = "local";       // local | slurm
   SlurmSpec slurm;
 };
 
@@ -144,9 +179,17 @@ struct Trial {
 // without [sweep] is an error that says so.
 SweepSpec load_sweep_spec(const std::filesystem::path& file);
 
+// The objective a sampler and the summaries rank by: [sweep] objective, else the pruning metric.
+ObjectiveSpec effective_objective(const SweepSpec& spec);
+
 // Grid: every combination of the lists (file order, last key varying fastest) times the seeds
-// (seed fastest). Random: `trials` points drawn with sample_seed, times the seeds. Throws
-// SweepError for a grid with a non-list distribution.
+// (seed fastest), a conditional parameter set only where it exists (repeats dropped). Random: the
+// enqueued points, then draws with sample_seed up to `trials` points, times the seeds. Throws
+// SweepError for a grid with a non-list distribution, and for method "tpe", whose points are
+// proposed one at a time as the sweep runs (sweep/proposer.hpp).
 std::vector<Trial> expand_trials(const SweepSpec& spec);
+
+// One point's trials, one per seed (seed fastest), numbered from `first_index`.
+std::vector<Trial> trials_of_point(const SweepSpec& spec, const Point& point, int64_t first_index);
 
 }  // namespace jepa::sweep

@@ -2,6 +2,7 @@
 // with its file:line prefix) and expanding it into trials (grid order, reproducible random draws
 // that stay within their bounds).
 #include "sweep/spec.hpp"
+#include "sweep/spec_json.hpp"
 
 #include "temp_dir.hpp"
 
@@ -446,7 +447,7 @@ TEST_F(SweepSpecTest, UnknownKeys) {
 
 TEST_F(SweepSpecTest, BadValuesInSweep) {
   const auto err = [&](const std::string& line) { return error_of(kBase + "[sweep]\n" + line + "\n"); };
-  EXPECT_EQ(err("method = \"bayes\""), at(8) + "1: [sweep] method: 'bayes' is not one of grid, random");
+  EXPECT_EQ(err("method = \"bayes\""), at(8) + "1: [sweep] method: 'bayes' is not one of grid, random, tpe");
   EXPECT_EQ(err("method = 1"), at(8) + "1: [sweep] method: expects a string");
   EXPECT_EQ(err("trials = 2.5"), at(8) + "1: [sweep] trials: expects an integer");
   EXPECT_EQ(err("trials = -1"), at(8) + "1: [sweep] trials: -1 is outside the allowed range [0, 1000000]");
@@ -638,3 +639,158 @@ TEST_F(SweepSpecTest, SlurmErrorsNameFileLineAndKey) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- TPE's space and keys
+
+TEST_F(SweepSpecTest, StepsLogIntsAndConditionsAreRead) {
+  const SweepSpec s = load(kBase + R"([sweep]
+method = "tpe"
+trials = 20
+objective = { metric = "linear_probe/top1", mode = "max", value = "best" }
+tpe = { startup_trials = 4, candidates = 32, multivariate = false, constant_liar = false }
+[sweep.params]
+"optimization.ema" = { uniform = [0.99, 0.999], step = 0.001 }
+"data.batch_size" = { int = [16, 512], log = true }
+"encoder.params.depth" = { int = [2, 12], step = 2 }
+"objective.plugin" = ["ijepa", "sigreg"]
+"objective.params.lambda" = { log_uniform = [0.01, 1], when = { "objective.plugin" = "sigreg" } }
+"masking.params.pred_scale" = [[0.15, 0.2], [0.1, 0.15]]
+"masking.params.npred" = { int = [1, 4], when = { "masking.params.pred_scale" = [0.15, 0.2] } }
+)");
+  EXPECT_EQ(s.method, "tpe");
+  EXPECT_EQ(s.objective.metric, "linear_probe/top1");
+  EXPECT_TRUE(s.objective.maximize);
+  EXPECT_EQ(s.objective.value, "best");
+  EXPECT_EQ(s.tpe.startup_trials, 4);
+  EXPECT_EQ(s.tpe.candidates, 32);
+  EXPECT_FALSE(s.tpe.multivariate);
+  EXPECT_FALSE(s.tpe.constant_liar);
+  ASSERT_EQ(s.params.size(), 7U);
+  EXPECT_DOUBLE_EQ(s.params[0].second.step, 0.001);
+  EXPECT_TRUE(s.params[1].second.log);
+  EXPECT_DOUBLE_EQ(s.params[2].second.step, 2);
+  ASSERT_TRUE(s.params[4].second.when.has_value());
+  EXPECT_EQ(s.params[4].second.when->parent, "objective.plugin");
+  EXPECT_EQ(s.params[4].second.when->values, std::vector<std::string>({"sigreg"}));
+  // A list of numbers is one value of a list-valued parent.
+  EXPECT_EQ(s.params[6].second.when->values, std::vector<std::string>({"[0.15, 0.2]"}));
+  // The stored spec gives the same space back (a resumed sweep rebuilds its sampler from it).
+  const SweepSpec back = jepa::sweep::spec_from_json(jepa::sweep::spec_to_json(s));
+  ASSERT_EQ(back.params.size(), s.params.size());
+  for (size_t i = 0; i < s.params.size(); ++i) {
+    EXPECT_EQ(back.params[i].first, s.params[i].first);
+    EXPECT_EQ(back.params[i].second.step, s.params[i].second.step);
+    EXPECT_EQ(back.params[i].second.log, s.params[i].second.log);
+    EXPECT_EQ(back.params[i].second.when.has_value(), s.params[i].second.when.has_value());
+  }
+  EXPECT_EQ(back.objective.metric, s.objective.metric);
+  EXPECT_EQ(back.tpe.candidates, 32);
+  // TPE's points are proposed while it runs, never expanded up front.
+  EXPECT_THROW(expand_trials(s), SweepError);
+}
+
+TEST_F(SweepSpecTest, RandomDrawsRespectStepsLogAndConditions) {
+  const auto trials = expand(kBase + R"([sweep]
+method = "random"
+trials = 300
+[sweep.params]
+"a" = { uniform = [0.1, 0.5], step = 0.1 }
+"n" = { int = [1, 1000], log = true }
+"k" = ["x", "y"]
+"c" = { int = [2, 12], step = 2, when = { "k" = "y" } }
+)");
+  std::set<std::string> a_values;
+  int small_n = 0;
+  for (const auto& t : trials) {
+    a_values.insert(t.point.at("a"));
+    small_n += std::stoi(t.point.at("n")) <= 31 ? 1 : 0;  // half of the log range
+    EXPECT_EQ(t.point.count("c"), t.point.at("k") == "y" ? 1U : 0U);
+    if (t.point.count("c")) EXPECT_EQ(std::stoi(t.point.at("c")) % 2, 0);
+  }
+  EXPECT_EQ(a_values, (std::set<std::string>{"0.1", "0.2", "0.3", "0.4", "0.5"}));
+  EXPECT_GT(small_n, 100);  // uniform over [1, 1000] would put 3% there
+}
+
+TEST_F(SweepSpecTest, GridSetsAConditionalParameterOnlyWhereItExists) {
+  const auto trials = expand(kBase + R"([sweep]
+[sweep.params]
+"objective.plugin" = ["ijepa", "sigreg"]
+"objective.params.lambda" = { choice = [0.02, 0.5], when = { "objective.plugin" = "sigreg" } }
+)");
+  ASSERT_EQ(trials.size(), 3U);
+  EXPECT_EQ(trials[0].overrides, (std::vector<std::string>{"objective.plugin=ijepa", "run.seed=0"}));
+  EXPECT_EQ(trials[1].overrides,
+            (std::vector<std::string>{"objective.plugin=sigreg", "objective.params.lambda=0.02", "run.seed=0"}));
+  EXPECT_EQ(trials[2].point.at("objective.params.lambda"), "0.5");
+}
+
+TEST_F(SweepSpecTest, EnqueuedPointsRunFirst) {
+  const auto trials = expand(kBase + R"([sweep]
+method = "random"
+trials = 3
+enqueue = [{ "optimization.lr" = 0.002, k = "y" }]
+[sweep.params]
+"optimization.lr" = { log_uniform = [1e-4, 1e-2] }
+k = ["x", "y"]
+)");
+  ASSERT_EQ(trials.size(), 3U);
+  EXPECT_EQ(trials[0].overrides, (std::vector<std::string>{"optimization.lr=0.002", "k=y", "run.seed=0"}));
+}
+
+TEST_F(SweepSpecTest, BadSpacesNameFileLineAndKey) {
+  const auto err = [&](const std::string& params, const std::string& extra = "") {
+    return error_of(kBase + "[sweep]\nmethod = \"tpe\"\ntrials = 4\nobjective = { metric = \"m\" }\n" + extra +
+                    "[sweep.params]\n" + params + "\n");
+  };
+  const std::string at12 = at(12) + "1: [sweep.params] ";
+  EXPECT_EQ(err("a = { uniform = [0, 1], step = 0.3 }"), at12 + "a: high - low = 1 is not a multiple of step 0.3");
+  EXPECT_EQ(err("a = { uniform = [0, 1], step = 0 }"), at12 + "a: step expects a number > 0, got 0");
+  EXPECT_EQ(err("a = { int = [1, 9], step = 1.5 }"), at12 + "a: an int's step is an integer");
+  EXPECT_EQ(err("a = { log_uniform = [1, 9], step = 1 }"),
+            at12 + "a: step applies to uniform and int; log_uniform has no step");
+  EXPECT_EQ(err("a = { uniform = [1, 9], log = true }"),
+            at12 + "a: a float on a log scale is { log_uniform = [low, high] }");
+  EXPECT_EQ(err("a = { int = [0, 9], log = true }"), at12 + "a: log needs low >= 1, got 0");
+  EXPECT_EQ(err("a = { int = [1, 9], step = 2, log = true }"),
+            at12 + "a: log and step do not go together (log integers step by 1)");
+  EXPECT_TRUE(starts_with(err("a = { uniform = [0, 1], when = { b = \"x\" } }"),
+                          at12 + "a: when: b is not a parameter listed before it"));
+  EXPECT_TRUE(starts_with(err("b = { uniform = [0, 1] }\na = { uniform = [0, 1], when = { b = 1 } }"),
+                          at(13) + "1: [sweep.params] a: when: b is a uniform distribution"));
+  EXPECT_EQ(err("b = [\"x\", \"y\"]\na = { uniform = [0, 1], when = { b = \"z\" } }"),
+            at(13) + "1: [sweep.params] a: when: 'z' is not one of b's values (x, y)");
+  EXPECT_TRUE(starts_with(err("a = { uniform = [0, 1], spread = 2 }"), at12 + "a: unknown distribution 'spread'"));
+  // Keys of [sweep] itself.
+  EXPECT_EQ(err("a = [1, 2]", "enqueue = [{ a = 3 }]\n"),
+            at(11) + "1: [sweep] enqueue: point 1: a: '3' is not one of its values (1, 2)");
+  EXPECT_EQ(err("a = [1, 2]\nb = { uniform = [0, 1], when = { a = 2 } }", "enqueue = [{ a = 1, b = 0.5 }]\n"),
+            at(11) + "1: [sweep] enqueue: point 1: b does not exist here (a is not 2)");
+  EXPECT_EQ(err("a = [1, 2]", "enqueue = [{ a = 1 }, { a = 2 }, { a = 1 }]\n"),
+            at(11) + "1: [sweep] enqueue: point 3 repeats an earlier one");
+  EXPECT_EQ(err("a = [1, 2]", "enqueue = [{ a = 1 }, { a = 2 }, {}, {}, {}]\n"),
+            at(11) + "1: [sweep] enqueue: point 3: a is missing");
+  EXPECT_TRUE(starts_with(error_of(kBase + "[sweep]\nobjective = { metric = \"m\", goal = \"max\" }\n"
+                                           "[sweep.params]\na = [1, 2]\n"),
+                          at(8) + "29: [sweep.objective] unknown key 'goal'"));
+  EXPECT_EQ(err("a = [1, 2]", "warm_start = [\"sweep\"]\n"),
+            at(11) + "1: [sweep] warm_start: a sweep cannot warm-start from itself");
+  EXPECT_TRUE(
+      starts_with(err("a = [1, 2]", "tpe = { startup = 3 }\n"), at(11) + "9: [sweep.tpe] unknown key 'startup'"));
+  // Rules of the method.
+  EXPECT_TRUE(starts_with(error_of(kBase + "[sweep]\nmethod = \"tpe\"\ntrials = 4\n[sweep.params]\na = [1, 2]\n"),
+                          at(7) + "1: [sweep] objective: method = \"tpe\" needs the metric it optimises"));
+  EXPECT_TRUE(starts_with(
+      error_of(kBase + "[sweep]\nmethod = \"tpe\"\nobjective = { metric = \"m\" }\n[sweep.params]\na = [1, 2]\n"),
+      at(7) + "1: [sweep] trials: method = \"tpe\" needs trials >= 1"));
+  EXPECT_TRUE(starts_with(error_of(kBase + "[sweep]\nmethod = \"tpe\"\ntrials = 2\nobjective = { metric = \"m\" }\n"
+                                           "launcher = \"slurm\"\n[sweep.params]\na = [1, 2]\n"),
+                          at(7) + "1: [sweep] max_parallel: method = \"tpe\" with launcher = \"slurm\" needs"));
+  EXPECT_EQ(error_of(kBase + "[sweep]\nenqueue = [{ a = 1 }]\n[sweep.params]\na = [1, 2]\n"),
+            at(8) + "1: [sweep] enqueue: a grid runs every point already; enqueue is for random and tpe");
+  EXPECT_EQ(error_of(kBase + "[sweep]\nmethod = \"random\"\ntrials = 1\nenqueue = [{ a = 1 }, { a = 2 }]\n"
+                             "[sweep.params]\na = [1, 2]\n"),
+            at(10) + "1: [sweep] enqueue: 2 enqueued points but trials = 1: enqueued points count toward trials");
+  EXPECT_EQ(
+      error_of(kBase + "[sweep]\nmethod = \"random\"\ntrials = 1\nwarm_start = [\"x\"]\n[sweep.params]\na = [1, 2]\n"),
+      at(10) + "1: [sweep] warm_start: warm_start seeds a model of the history: it needs method = \"tpe\"");
+}
