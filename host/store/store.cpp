@@ -814,7 +814,11 @@ std::vector<int64_t> Store::mark_stale_runs(double stale_seconds) {
   return write_transaction(c, [&] {
     std::vector<std::pair<int64_t, std::string>> stale;
     {
-      Statement q(c, "SELECT id, heartbeat_at FROM runs WHERE status = 'RUNNING' AND heartbeat_at < ? ORDER BY id");
+      // A trial handed out by `jepa sweep ask` runs wherever its caller runs it, with no heartbeat:
+      // it stays RUNNING until `jepa sweep tell`.
+      Statement q(c,
+                  "SELECT id, heartbeat_at FROM runs WHERE status = 'RUNNING' AND heartbeat_at < ? AND id NOT IN "
+                  "(SELECT run_id FROM sweep_trials WHERE job_id = 'external' AND run_id IS NOT NULL) ORDER BY id");
       q.bind(1, cutoff_iso);
       while (q.step()) stale.emplace_back(q.int64(0), q.text(1));
     }

@@ -123,7 +123,8 @@ class Store final : public Recorder {
   // Ends a run; `reason` is required for FAILED, KILLED and PRUNED.
   void finish_run(int64_t run, RunStatus status, const std::string& reason = "") override;
   // A RUNNING run whose heartbeat is older than `stale_seconds` becomes KILLED with reason
-  // "no heartbeat since <time>"; returns the ids it marked.
+  // "no heartbeat since <time>"; returns the ids it marked. Trials handed out by `jepa sweep ask`
+  // (job id "external") have no heartbeat and are left alone.
   std::vector<int64_t> mark_stale_runs(double stale_seconds);
 
   std::optional<RunRecord> find_run(int64_t id) const;

@@ -1,31 +1,19 @@
 #include "sweep/scheduler.hpp"
 
-#include "process/spawn.hpp"
-
 #include "config/experiment.hpp"
-#include "config/params.hpp"
-#include "store/journal.hpp"
+#include "sweep/local_runner.hpp"
+#include "sweep/proposer.hpp"
+#include "sweep/runner_support.hpp"
 #include "sweep/slurm.hpp"
+#include "sweep/slurm_runner.hpp"
 #include "sweep/spec_json.hpp"
 
 #include <fmt/format.h>
 #include <torch/cuda.h>
 #include <nlohmann/json.hpp>
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <cmath>
-#include <csignal>
 #include <cstdlib>
-#include <cstring>
-#include <deque>
-#include <fstream>
-#include <map>
 #include <set>
 #include <thread>
 
@@ -34,908 +22,72 @@ namespace jepa::sweep {
 namespace fs = std::filesystem;
 namespace {
 
-std::atomic<int> g_stop{0};
-extern "C" void on_stop_signal(int sig) {
-  g_stop.store(sig);
+// The value of a distribution at one end: its first or last choice, its low or high bound.
+std::string extreme(const Distribution& d, bool high) {
+  if (is_discrete(d)) return value_at(d, high ? value_count(d) - 1 : 0);
+  return format_double(high ? d.high : d.low);
 }
 
-// Parent-side SIGINT/SIGTERM for the sweep's lifetime: stop starting trials, let the running
-// ones checkpoint (they get the signal too, or SIGTERM from us), then record the interruption.
-class StopSignals {
- public:
-  StopSignals() {
-    g_stop.store(0);
-    old_int_ = std::signal(SIGINT, on_stop_signal);
-    old_term_ = std::signal(SIGTERM, on_stop_signal);
+// TPE's points are unknown before it runs: what is checked against the plugins up front is every
+// parameter at both ends of its range (the others at their low ends, a condition's parents at a
+// value that makes it exist). A value inside a range that a plugin rejects still fails only its
+// own trial, recorded with the reason.
+std::vector<Point> extreme_points(const SweepSpec& spec) {
+  std::vector<Point> points;
+  std::set<Point> seen;
+  for (const auto& [key, d] : spec.params) {
+    std::map<std::string, std::string> forced;
+    for (const Distribution* c = &d; c->when;) {
+      forced[c->when->parent] = c->when->values.front();
+      const auto parent = std::find_if(spec.params.begin(), spec.params.end(),
+                                       [&](const Param& p) { return p.first == c->when->parent; });
+      if (parent == spec.params.end()) break;
+      c = &parent->second;
+    }
+    for (const bool high : {false, true}) {
+      Point p;
+      for (const auto& [k, q] : spec.params) {
+        if (!is_active(q, p)) continue;
+        p[k] = k == key ? extreme(q, high) : forced.count(k) ? forced.at(k) : extreme(q, false);
+      }
+      if (seen.insert(p).second) points.push_back(std::move(p));
+    }
   }
-  ~StopSignals() {
-    std::signal(SIGINT, old_int_);
-    std::signal(SIGTERM, old_term_);
-  }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-
- private:
-  void (*old_int_)(int);
-  void (*old_term_)(int);
-};
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return points;
 }
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
+std::string describe_distribution(const Distribution& d) {
   std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
+  if (d.kind == Distribution::Kind::choice) {
+    s = fmt::format("choice [{}]", join(d.choices, ", "));
+  } else {
+    s = fmt::format("{} [{}, {}]", kind_name(d.kind), format_double(d.low), format_double(d.high));
+    if (d.step > 0) s += fmt::format(" step {}", format_double(d.step));
+    if (d.log) s += " log";
+  }
+  if (d.when) s += fmt::format("  when {} = {}", d.when->parent, join(d.when->values, " | "));
   return s;
 }
-
-std::string describe_exit(int status) {
-  if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    return fmt::format("killed by signal {} ({}){}", sig, strsignal(sig), WCOREDUMP(status) ? ", core dumped" : "");
-  }
-  return fmt::format("wait status {}", status);
-}
-
-// The last lines of a trial's log, on one line, for the failure reason.
-std::string log_tail(const fs::path& log, size_t lines = 8, size_t max_chars = 800) {
-  std::ifstream in(log);
-  std::deque<std::string> tail;
-  std::string line;
-  while (std::getline(in, line)) {
-    // Progress lines are redrawn with carriage returns: keep only their last state.
-    const auto cr = line.find_last_of('\r');
-    if (cr != std::string::npos) line = line.substr(cr + 1);
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    tail.push_back(line);
-    if (tail.size() > lines) tail.pop_front();
-  }
-  std::string s = join(std::vector<std::string>(tail.begin(), tail.end()), " | ");
-  if (s.size() > max_chars) s = "..." + s.substr(s.size() - max_chars);
-  return s;
-}
-
-bool process_alive(int64_t pid) {
-  return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
-}
-
-struct Counts {
-  int completed = 0, pruned = 0, failed = 0, killed = 0, running = 0, pending = 0;
-};
-
-Counts count_trials(const store::Store& store, int64_t sweep_id) {
-  Counts c;
-  for (const auto& t : store.sweep_trials(sweep_id)) {
-    if (!t.status) {
-      ++c.pending;
-      continue;
-    }
-    switch (*t.status) {
-      case store::RunStatus::completed:
-        ++c.completed;
-        break;
-      case store::RunStatus::pruned:
-        ++c.pruned;
-        break;
-      case store::RunStatus::failed:
-        ++c.failed;
-        break;
-      case store::RunStatus::killed:
-        ++c.killed;
-        break;
-      case store::RunStatus::running:
-        ++c.running;
-        break;
-    }
-  }
-  return c;
-}
-
-// " | best knn/top1 61.2 (run 7)" over the sweep's completed trials, or "".
-std::string best_text(const store::Store& store, int64_t sweep_id, const PruningSpec& pruning) {
-  double best_value = 0.0;
-  int64_t best_run = 0;
-  bool have = false;
-  store.query(
-      "SELECT r.id, s.last_value FROM runs r JOIN metric_summary s ON s.run_id = r.id AND s.key = ? "
-      "WHERE r.sweep_id = ? AND r.status = 'COMPLETED' AND s.last_value IS NOT NULL",
-      {pruning.metric, sweep_id}, [&](const store::Row& row) {
-        const double v = row.real(1);
-        if (!have || (pruning.maximize ? v > best_value : v < best_value)) {
-          best_value = v;
-          best_run = row.int64(0);
-          have = true;
-        }
-      });
-  return have ? fmt::format(" | best {} {:.4g} (run {})", pruning.metric, best_value, best_run) : std::string();
-}
-
-// " | ETA 3m05s" from the mean duration of finished trials, `parallel` at a time.
-// The live summary: rewritten in place on a terminal, one line per change in a log.
-void print_status_line(bool tty, const std::string& line, std::string& last_line) {
-  if (tty) {
-    fmt::print(stderr, "\r\033[K{}", line);
-  } else if (line != last_line) {
-    fmt::print(stderr, "{}\n", line);
-  }
-  last_line = line;
-}
-
-std::string eta_text(const std::vector<double>& durations, int left, size_t parallel) {
-  if (durations.empty() || left <= 0 || parallel == 0) return {};
-  double mean = 0.0;
-  for (double d : durations) mean += d;
-  mean /= static_cast<double>(durations.size());
-  const double waves = std::ceil(static_cast<double>(left) / static_cast<double>(parallel));
-  const auto s = static_cast<int64_t>(mean * waves);
-  return fmt::format(" | ETA {}m{:02}s", s / 60, s % 60);
-}
-
-struct Running {
-  int64_t index = 0;
-  size_t slot = 0;
-  fs::path log;
-  double started = 0.0;
-};
-
-class Runner {
- public:
-  Runner(store::Store& store, int64_t sweep_id, const nlohmann::json& spec_json, const SweepRunOptions& options)
-      : store_(store), sweep_id_(sweep_id), options_(options) {
-    const SweepSpec s = spec_from_json(spec_json);
-    name_ = s.name;
-    experiment_ = spec_json.value("experiment", std::string());
-    pruning_ = s.pruning;
-    const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-    slots_ = plan_slots(s, gpus, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
-                        std::getenv("CUDA_VISIBLE_DEVICES"));
-    busy_.assign(slots_.size(), false);
-    log_dir_ = (options.db.has_parent_path() ? options.db.parent_path() : fs::path(".")) / "sweeps" /
-               std::to_string(sweep_id) / "logs";
-    fs::create_directories(log_dir_);
-    tty_ = options.progress && ::isatty(STDERR_FILENO);
-  }
-
-  // True when the sweep finished; false when it was interrupted (Ctrl-C, SIGTERM).
-  bool run() {
-    StopSignals signals;
-    reconcile();
-    std::deque<int64_t> queue;
-    for (const auto& t : store_.sweep_trials(sweep_id_)) {
-      if (!t.status || *t.status == store::RunStatus::killed) queue.push_back(t.index);
-      total_++;
-    }
-    fmt::print(stderr, "sweep {} (id {}): {} trials, {} to run, {} slot{} ({})\n", name_, sweep_id_, total_,
-               queue.size(), slots_.size(), slots_.size() == 1 ? "" : "s", slot_labels());
-    summary(true);
-    while (!queue.empty() || !running_.empty()) {
-      if (g_stop.load() != 0 && !stopping_) {
-        stopping_ = true;
-        for (const auto& [pid, r] : running_) ::kill(pid, SIGTERM);
-        fmt::print(stderr, "\nstopping: the running trials checkpoint and stop; resume with: jepa sweep --resume {}\n",
-                   name_);
-      }
-      while (!stopping_ && !queue.empty()) {
-        const auto free = std::find(busy_.begin(), busy_.end(), false);
-        if (free == busy_.end()) break;
-        launch(queue.front(), static_cast<size_t>(free - busy_.begin()));
-        queue.pop_front();
-      }
-      reap();
-      if (stopping_ && running_.empty()) break;
-      summary(false);
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    if (tty_) fmt::print(stderr, "\n");
-    const bool interrupted = stopping_ || !queue.empty();
-    store_.set_sweep_status(sweep_id_, interrupted ? "INTERRUPTED" : "COMPLETED");
-    const auto c = counts();
-    fmt::print(stderr, "sweep {} (id {}): {} completed, {} pruned, {} failed, {} interrupted of {}{}\n", name_,
-               sweep_id_, c.completed, c.pruned, c.failed, c.killed, total_,
-               interrupted ? fmt::format("; resume with: jepa sweep --resume {}", name_) : "");
-    if (!interrupted) fmt::print(stderr, "compare them: jepa compare --sweep {}\n", name_);
-    return !interrupted;
-  }
-
- private:
-  std::string slot_labels() const {
-    std::vector<std::string> l;
-    for (const auto& s : slots_) l.push_back(s.label);
-    return join(l, ", ");
-  }
-
-  // Trials left RUNNING by a sweep host that died: a still-living trial process is waited for
-  // (it stops on its own: it got SIGTERM when its parent died), a vanished one is recorded as
-  // KILLED so that it continues from its checkpoint.
-  void reconcile() {
-    store_.mark_stale_runs(60.0);
-    for (const auto& t : store_.sweep_trials(sweep_id_)) {
-      if (!t.run_id || t.status != store::RunStatus::running) continue;
-      if (t.pid && process_alive(*t.pid)) {
-        fmt::print(stderr, "waiting for trial {} (pid {}) of the previous sweep host to stop\n", t.index, *t.pid);
-        const double deadline = now_seconds() + 120.0;
-        while (process_alive(*t.pid) && now_seconds() < deadline) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-      }
-      const auto run = store_.find_run(*t.run_id);
-      if (run && run->status == store::RunStatus::running) {
-        store_.finish_run(*t.run_id, store::RunStatus::killed,
-                          fmt::format("trial process {} ended without recording an end (sweep host killed?)",
-                                      t.pid ? std::to_string(*t.pid) : std::string("?")));
-      }
-      store_.set_trial_pid(sweep_id_, t.index, std::nullopt);
-    }
-  }
-
-  void launch(int64_t index, size_t slot) {
-    const auto trials = store_.sweep_trials(sweep_id_);
-    const auto& t = trials.at(static_cast<size_t>(index));
-    const Slot& s = slots_[slot];
-    std::vector<std::string> args{options_.engine.string(), "run"};
-    if (t.run_id) {
-      args.insert(args.end(), {"--resume", std::to_string(*t.run_id), "--trial-resume"});
-    } else {
-      args.push_back(experiment_);
-      for (const auto& o : nlohmann::json::parse(t.overrides_json))
-        args.insert(args.end(), {"--set", o.get<std::string>()});
-      args.insert(args.end(), {"--set", fmt::format("run.threads={}", s.threads), "--set",
-                               fmt::format("run.device={}", s.cuda_visible_devices.empty() ? "cpu" : "cuda"), "--set",
-                               fmt::format("run.name={}-t{:03}", name_, index), "--sweep-trial",
-                               fmt::format("{}:{}", sweep_id_, index)});
-    }
-    args.insert(args.end(), {"--db", options_.db.string()});
-    if (s.ranks > 1) args.insert(args.end(), {"--nproc", std::to_string(s.ranks)});
-    for (const auto& p : options_.plugin_paths) args.insert(args.end(), {"--plugin-path", p});
-    const fs::path log = log_dir_ / fmt::format("trial-{:03}.log", index);
-
-    // A trial must not outlive its sweep host: it gets SIGTERM, checkpoints and stops.
-    process::ChildSpec child{
-        args,
-        {"CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS"},
-        {"CUDA_VISIBLE_DEVICES=" + s.cuda_visible_devices, fmt::format("OMP_NUM_THREADS={}", s.threads)},
-        log};
-    pid_t pid = 0;
-    try {
-      pid = process::spawn_child(child);
-    } catch (const std::exception& ex) {
-      throw std::runtime_error(fmt::format("cannot start trial {}: {}", index, ex.what()));
-    }
-    store_.set_trial_pid(sweep_id_, index, pid);
-    running_[pid] = Running{index, slot, log, now_seconds()};
-    busy_[slot] = true;
-    changed_ = true;
-  }
-
-  void reap() {
-    for (;;) {
-      int status = 0;
-      const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-      if (pid <= 0) return;
-      auto it = running_.find(pid);
-      if (it == running_.end()) continue;
-      const Running r = it->second;
-      running_.erase(it);
-      busy_[r.slot] = false;
-      finished(r, status);
-      durations_.push_back(now_seconds() - r.started);
-      changed_ = true;
-    }
-  }
-
-  // A trial process ended: whatever it did not record itself is recorded here, with its exit
-  // status or signal and the tail of its log.
-  void finished(const Running& r, int status) {
-    const auto trials = store_.sweep_trials(sweep_id_);
-    const auto& t = trials.at(static_cast<size_t>(r.index));
-    const std::string why =
-        fmt::format("trial process {}; log {}: {}", describe_exit(status), r.log.string(), log_tail(r.log));
-    if (stopping_ && (!t.run_id || t.status == store::RunStatus::running)) {
-      // Stopped by us before it could record anything itself: not a failure. It stays pending,
-      // or KILLED, and resuming runs it (from step 0 when it had no checkpoint yet).
-      if (t.run_id) {
-        store_.finish_run(*t.run_id, store::RunStatus::killed,
-                          fmt::format("stopped by the sweep host during start-up ({})", describe_exit(status)));
-      }
-    } else if (!t.run_id) {
-      // It died before its run existed (a plugin or config error at start-up): a FAILED row
-      // still tells the story.
-      std::map<std::string, std::string> params;
-      for (const auto& o : nlohmann::json::parse(t.overrides_json))
-        params.insert(config::split_assignment(o.get<std::string>()));
-      const int64_t seed = params.count("run.seed") ? std::stoll(params.at("run.seed")) : 0;
-      const int64_t run =
-          store_.create_run(fmt::format("{}-t{:03}", name_, r.index), "{}", experiment_, static_cast<uint64_t>(seed),
-                            std::nullopt, store::TrialRef{sweep_id_, r.index});
-      store_.set_params(run, params);
-      store_.finish_run(run, store::RunStatus::failed, why);
-    } else if (t.status == store::RunStatus::running) {
-      store_.finish_run(*t.run_id, store::RunStatus::failed, why);
-    }
-    store_.set_trial_pid(sweep_id_, r.index, std::nullopt);
-    const auto after = store_.sweep_trials(sweep_id_).at(static_cast<size_t>(r.index));
-    if (tty_) fmt::print(stderr, "\r\033[K");
-    fmt::print(stderr, "trial {:3}: {}{}\n", r.index, after.status ? store::status_name(*after.status) : "?",
-               after.reason.empty() ? "" : " - " + after.reason.substr(0, 300));
-  }
-
-  Counts counts() const { return count_trials(store_, sweep_id_); }
-
-  // One line: done / running / failed / pruned, the best so far on the sweep's metric, ETA.
-  void summary(bool force) {
-    const double now = now_seconds();
-    if (!force && !changed_ && (!tty_ || now - last_summary_ < 1.0)) return;
-    changed_ = false;
-    last_summary_ = now;
-    const Counts c = counts();
-    const std::string best = best_text(store_, sweep_id_, pruning_);
-    const std::string eta =
-        eta_text(durations_, c.pending + c.killed + static_cast<int>(running_.size()), slots_.size());
-    const std::string line = fmt::format("[sweep {}] {}/{} done: {} completed, {} pruned, {} failed | {} running{}{}",
-                                         name_, c.completed + c.pruned + c.failed, total_, c.completed, c.pruned,
-                                         c.failed, running_.size(), best, eta);
-    print_status_line(tty_, line, last_line_);
-  }
-
-  store::Store& store_;
-  int64_t sweep_id_;
-  SweepRunOptions options_;
-  std::string name_;
-  std::string experiment_;
-  PruningSpec pruning_;
-  std::vector<Slot> slots_;
-  std::vector<bool> busy_;
-  std::map<pid_t, Running> running_;
-  std::vector<double> durations_;
-  fs::path log_dir_;
-  bool tty_ = false;
-  bool stopping_ = false;
-  bool changed_ = true;
-  double last_summary_ = 0.0;
-  std::string last_line_;
-  int total_ = 0;
-};
-
-// launcher = "slurm": every trial is one sbatch job (not a job array, so that each trial's
-// submission, adoption after a host crash, resubmission and cancellation stay independent).
-// The host stays the only writer of the database: trials record to journals on the shared
-// folder (store/journal.hpp), which the host takes in at every poll, in one transaction each
-// with the journal's offset; it writes the pruning snapshot the trials' pruners read; and it
-// follows the jobs with squeue / scontrol, turning a job's end into the trial's end.
-class SlurmRunner {
- public:
-  SlurmRunner(store::Store& store, int64_t sweep_id, const nlohmann::json& spec_json, const SweepRunOptions& options)
-      : store_(store), sweep_id_(sweep_id), options_(options), spec_json_(spec_json) {
-    const SweepSpec s = spec_from_json(spec_json);
-    name_ = s.name;
-    pruning_ = s.pruning;
-    slurm_ = s.slurm;
-    max_parallel_ = s.max_parallel;
-    experiment_ = spec_json.value("experiment", std::string());
-    shared_ = slurm_.shared_dir;
-    fs::create_directories(shared_ / "trials");
-    // A token of this sweep's folder in every job name: two databases may both have a sweep 1.
-    // FNV-1a, so that every build of jepa that resumes the sweep computes the same name.
-    uint32_t h = 2166136261u;
-    for (const char c : fs::absolute(shared_).string()) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-    token_ = fmt::format("{:08x}", h);
-    tty_ = options.progress && ::isatty(STDERR_FILENO);
-  }
-
-  bool run() {
-    StopSignals signals;
-    reconcile();
-    write_snapshot();  // before any trial starts: its pruner reads the rule from it
-    std::deque<int64_t> queue;
-    for (const auto& t : store_.sweep_trials(sweep_id_)) {
-      ++total_;
-      if (active_.count(t.index) != 0) continue;
-      // A RUNNING run without a job: the host died while sbatch ran, and SLURM had not taken the
-      // job (reconcile() found none under its name) or did not answer ("submitting": submit()
-      // asks again before it submits).
-      const bool never_submitted =
-          t.status == store::RunStatus::running && (t.job_id.empty() || t.job_id == "submitting");
-      if (!t.status || *t.status == store::RunStatus::killed || never_submitted) queue.push_back(t.index);
-    }
-    fmt::print(stderr, "sweep {} (id {}): {} trials, {} to run, {} already in SLURM; shared folder {}\n", name_,
-               sweep_id_, total_, queue.size(), active_.size(), shared_.string());
-    summary(true);
-    double last_poll = 0.0;
-    double stop_deadline = 0.0;
-    bool cancelled = false;
-    while (!queue.empty() || !active_.empty()) {
-      if (g_stop.load() != 0 && !stopping_) {
-        stopping_ = true;
-        stop_deadline = now_seconds() + static_cast<double>(slurm_.signal_grace) + 15.0;
-        stop_jobs();
-        fmt::print(stderr,
-                   "\nstopping: the running trials checkpoint and their jobs are cancelled; resume with: jepa sweep "
-                   "--resume {}\n",
-                   name_);
-      }
-      while (!stopping_ && !queue.empty() &&
-             (max_parallel_ <= 0 || static_cast<int64_t>(active_.size()) < max_parallel_)) {
-        if (now_seconds() < retry_after_) break;
-        const int64_t index = queue.front();
-        queue.pop_front();
-        if (!submit(index)) {
-          // SLURM did not answer: the trial waits for the controller, it has not failed.
-          queue.push_front(index);
-          retry_after_ = now_seconds() + std::max(5.0, slurm_.poll_seconds);
-        }
-      }
-      if (now_seconds() - last_poll >= slurm_.poll_seconds) {
-        last_poll = now_seconds();
-        for (int64_t again : poll()) {
-          if (!stopping_) queue.push_back(again);
-        }
-      }
-      if (stopping_) {
-        if (!cancelled && (all_recorded_ended() || now_seconds() > stop_deadline)) {
-          cancelled = true;
-          stop_deadline = now_seconds() + 60.0;
-          for (const auto& [index, a] : active_) cancel(a.job);
-        } else if (cancelled && now_seconds() > stop_deadline) {
-          // SLURM did not report an end in time: leave the trials to `--resume`, which asks again.
-          fmt::print(stderr, "jobs still not ended: {}\n", job_list());
-          break;
-        }
-        if (queue.empty() && active_.empty()) break;
-        if (active_.empty()) break;
-      }
-      summary(false);
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    if (tty_) fmt::print(stderr, "\n");
-    const bool interrupted = stopping_ || !queue.empty() || !active_.empty();
-    store_.set_sweep_status(sweep_id_, interrupted ? "INTERRUPTED" : "COMPLETED");
-    const Counts c = count_trials(store_, sweep_id_);
-    fmt::print(stderr, "sweep {} (id {}): {} completed, {} pruned, {} failed, {} interrupted of {}{}\n", name_,
-               sweep_id_, c.completed, c.pruned, c.failed, c.killed, total_,
-               interrupted    ? fmt::format("; resume with: jepa sweep --resume {}", name_)
-               : c.killed > 0 ? fmt::format("; KILLED trials continue with: jepa sweep --resume {}", name_)
-                              : std::string());
-    if (!interrupted) fmt::print(stderr, "compare them: jepa compare --sweep {}\n", name_);
-    return !interrupted;
-  }
-
- private:
-  struct Active {
-    std::string job;
-    std::string state;
-    double since = 0.0;
-    double last_heartbeat = 0.0;
-    int missing = 0;           // polls in a row that SLURM did not list the job
-    double ended_since = 0.0;  // when SLURM first reported an end that the journal does not show yet
-  };
-
-  // A cancelled, timed-out or preempted job's processes get SIGTERM and KillWait seconds before
-  // SIGKILL, and so do those of a job whose node an administrator set DOWN (NODE_FAIL): the
-  // trial may still be writing its checkpoint and its end when SLURM already reports the job's
-  // state. Its journal gets this long to show the end, so that a job submitted again never
-  // starts beside the one still stopping (a node that really died just costs this wait).
-  static constexpr double kEndGrace = 20.0;
-  // How often one host submits a trial again whose job was lost (node failure, preemption
-  // without requeue, a job SLURM forgot).
-  static constexpr int kMaxResubmissions = 3;
-  static bool signalled_end(const std::string& state) {
-    return state == "CANCELLED" || state == "TIMEOUT" || state == "PREEMPTED" || state == "DEADLINE" ||
-           state == "NODE_FAIL";
-  }
-
-  fs::path trial_dir(int64_t index) const { return shared_ / "trials" / fmt::format("{:03}", index); }
-  fs::path log_of(int64_t index) const { return trial_dir(index) / "slurm.log"; }
-  std::string job_name(int64_t index) const { return fmt::format("jepa-{}-t{:03}-{}", sweep_id_, index, token_); }
-
-  store::SweepTrialRecord trial(int64_t index) const {
-    return store_.sweep_trials(sweep_id_).at(static_cast<size_t>(index));
-  }
-
-  std::string job_list() const {
-    std::vector<std::string> jobs;
-    for (const auto& [index, a] : active_) jobs.push_back(a.job);
-    return join(jobs, ",");
-  }
-
-  void say(const std::string& line) {
-    if (tty_) fmt::print(stderr, "\r\033[K");
-    fmt::print(stderr, "{}\n", line);
-    changed_ = true;
-  }
-
-  // Takes in the trial's new journal records; true when metric points came in.
-  bool intake(int64_t index) {
-    const auto t = trial(index);
-    if (!t.run_id) return false;
-    const auto in =
-        store::take_in_journal(store_, trial_dir(index) / "journal.jsonl", *t.run_id, t.journal_offset,
-                               [&](int64_t offset) { store_.set_trial_journal_offset(sweep_id_, index, offset); });
-    if (in.records > 0) changed_ = true;
-    return in.metrics;
-  }
-
-  // Every trial's values of the pruning metric, for the trials' pruners (they never open the
-  // database): rewritten whenever new points came in.
-  void write_snapshot() {
-    store::TrialHistories h;
-    if (pruning_.rule != "none") {
-      store_.query(
-          "SELECT m.run_id, m.step, m.value FROM metrics m WHERE m.key = ? AND m.run_id IN "
-          "(SELECT id FROM runs WHERE sweep_id = ?)",
-          {pruning_.metric, sweep_id_}, [&](const store::Row& r) { h[r.int64(0)][r.int64(1)] = r.real(2); });
-    }
-    store::write_pruning_snapshot(shared_ / "pruning.json", spec_json_.dump(), h);
-  }
-
-  std::optional<slurm::JobInfo> job_details(const std::string& job) const {
-    const auto r = slurm::run_command({"scontrol", "show", "job", "-o", job}, 30.0);
-    if (r.status != 0) return std::nullopt;
-    for (auto& j : slurm::parse_scontrol(r.out)) {
-      if (j.id == job) return j;
-    }
-    return std::nullopt;
-  }
-
-  std::map<std::string, slurm::JobInfo> job_states(const std::vector<std::string>& jobs, bool* ok) const {
-    std::map<std::string, slurm::JobInfo> out;
-    *ok = true;
-    if (jobs.empty()) return out;
-    const auto r =
-        slurm::run_command({"squeue", "-h", "-t", "all", "-j", join(jobs, ","), "-o", "%i|%T|%r|%j|%N"}, 30.0);
-    if (r.status != 0 && r.err.find("Invalid job id") != std::string::npos) {
-      // Asked about one job that SLURM no longer knows (purged after MinJobAge, or lost with the
-      // controller's state), squeue fails ("Invalid job id specified") rather than listing
-      // nothing; asked about several, it lists the known ones. So all of this user's jobs are
-      // listed, and those asked about kept: the others vanished.
-      const auto all = slurm::run_command({"squeue", "-h", "--me", "-t", "all", "-o", "%i|%T|%r|%j|%N"}, 30.0);
-      if (all.status == 0) {
-        const std::set<std::string> wanted(jobs.begin(), jobs.end());
-        for (auto& j : slurm::parse_squeue(all.out)) {
-          if (wanted.count(j.id) != 0) out[j.id] = j;
-        }
-        return out;
-      }
-    }
-    if (r.status != 0) {
-      // A controller that does not answer is not an answer about the jobs: ask again later.
-      *ok = false;
-      fmt::print(stderr, "warning: squeue failed ({}): {}\n", r.status, log_line(r.err));
-      return out;
-    }
-    for (auto& j : slurm::parse_squeue(r.out)) out[j.id] = j;
-    return out;
-  }
-
-  static std::string log_line(const std::string& s) {
-    std::string t = s;
-    std::replace(t.begin(), t.end(), '\n', ' ');
-    return t.substr(0, 300);
-  }
-
-  // After a host that died: every trial with a job is asked about. Running and pending jobs are
-  // adopted (never submitted again), ended ones taken in, and vanished ones resumed from their
-  // last checkpoint.
-  void reconcile() {
-    std::vector<std::string> jobs;
-    for (const auto& t : store_.sweep_trials(sweep_id_)) {
-      if (t.run_id) intake(t.index);
-      if (t.job_id == "submitting") {
-        // The host died while sbatch ran: the job may exist under its name.
-        const auto r =
-            slurm::run_command({"squeue", "-h", "-t", "all", "-n", job_name(t.index), "-o", "%i|%T|%r|%j|%N"}, 30.0);
-        // No answer is not "no job": the trial stays "submitting", and submit() asks again.
-        if (r.status != 0) continue;
-        const auto found = slurm::parse_squeue(r.out);
-        // None under its name: SLURM never took the job, and run() submits the trial again.
-        store_.set_trial_job(sweep_id_, t.index, found.empty() ? "" : found.front().id,
-                             found.empty() ? "" : found.front().state);
-      }
-    }
-    for (const auto& t : store_.sweep_trials(sweep_id_)) {
-      if (!t.job_id.empty() && t.job_id != "submitting" && !is_final(t)) jobs.push_back(t.job_id);
-    }
-    bool ok = false;
-    const auto states = job_states(jobs, &ok);
-    if (!ok) throw SweepError("cannot ask SLURM about the sweep's jobs (squeue failed); try again when it answers");
-    for (const auto& t : store_.sweep_trials(sweep_id_)) {
-      if (t.job_id.empty() || t.job_id == "submitting" || is_final(t)) continue;
-      const auto it = states.find(t.job_id);
-      if (it != states.end() && !slurm::is_terminal(it->second.state)) {
-        fmt::print(stderr, "trial {}: adopting SLURM job {} ({})\n", t.index, t.job_id, it->second.state);
-        if (t.run_id && t.status == store::RunStatus::killed && t.reason.rfind("no heartbeat since", 0) == 0) {
-          store_.revive_run(*t.run_id);  // marked dead while no host took its heartbeats in
-        }
-        active_[t.index] = Active{t.job_id, it->second.state, now_seconds(), 0.0, 0};
-        store_.set_trial_job(sweep_id_, t.index, t.job_id, it->second.state);
-        continue;
-      }
-      active_[t.index] = Active{t.job_id, "", now_seconds(), 0.0, 0};
-      const auto again = ended(t.index, it != states.end() ? std::optional<slurm::JobInfo>(it->second) : std::nullopt);
-      (void)again;  // queued by run() from its status
-    }
-  }
-
-  // A trial whose run ended and whose job SLURM reported ended.
-  static bool is_final(const store::SweepTrialRecord& t) {
-    return t.status && *t.status != store::RunStatus::running && slurm::is_terminal(t.job_state);
-  }
-
-  // False when SLURM's controller did not answer (try again later); a refused job fails its trial.
-  bool submit(int64_t index) {
-    auto t = trial(index);
-    if (t.job_id == "submitting") {
-      // An earlier sbatch got no answer: it may have submitted the job all the same.
-      const auto r =
-          slurm::run_command({"squeue", "-h", "-t", "all", "-n", job_name(index), "-o", "%i|%T|%r|%j|%N"}, 30.0);
-      if (r.status != 0) return false;
-      const auto found = slurm::parse_squeue(r.out);
-      if (!found.empty()) {
-        store_.set_trial_job(sweep_id_, index, found.front().id, found.front().state);
-        active_[index] = Active{found.front().id, found.front().state, now_seconds(), now_seconds(), 0};
-        say(fmt::format("trial {:3}: SLURM job {} was submitted after all", index, found.front().id));
-        return true;
-      }
-    }
-    const fs::path dir = trial_dir(index);
-    fs::create_directories(dir);
-    if (!t.run_id) {
-      // The run exists before its job, linked to its trial in the same transaction, so a trial
-      // never gets two runs; the trial's journal fills it in.
-      std::map<std::string, std::string> params;
-      for (const auto& o : nlohmann::json::parse(t.overrides_json))
-        params.insert(config::split_assignment(o.get<std::string>()));
-      const int64_t seed = params.count("run.seed") ? std::stoll(params.at("run.seed")) : 0;
-      const int64_t run =
-          store_.create_run(fmt::format("{}-t{:03}", name_, index), "{}", experiment_, static_cast<uint64_t>(seed),
-                            std::nullopt, store::TrialRef{sweep_id_, index});
-      store_.set_params(run, params);
-      t = trial(index);
-    } else if (t.status != store::RunStatus::running) {
-      // Resubmitted (killed, timed out, lost its node): RUNNING again until its job says more;
-      // the trial itself reopens the run from its checkpoint.
-      store_.revive_run(*t.run_id);
-    }
-    {
-      std::ofstream out(dir / "trial.json", std::ios::trunc);
-      out << nlohmann::json{{"run_id", *t.run_id}, {"pruning", (shared_ / "pruning.json").string()}, {"sweep", name_}}
-                 .dump()
-          << "\n";
-    }
-    std::vector<std::string> command{options_.engine.string(), "run", experiment_};
-    for (const auto& o : nlohmann::json::parse(t.overrides_json))
-      command.insert(command.end(), {"--set", o.get<std::string>()});
-    command.insert(command.end(), {"--set", fmt::format("run.threads={}", slurm_.cpus_per_task), "--set",
-                                   fmt::format("run.device={}", slurm_.gpus_per_task > 0 ? "cuda" : "cpu"), "--set",
-                                   fmt::format("run.name={}-t{:03}", name_, index), "--record-to", dir.string()});
-    for (const auto& p : options_.plugin_paths) command.insert(command.end(), {"--plugin-path", p});
-    const fs::path script = dir / "job.sh";
-    {
-      std::ofstream out(script, std::ios::trunc);
-      out << slurm::batch_script(command, slurm_);
-    }
-    fs::permissions(script, fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read);
-    // "submitting" first: a host killed while sbatch runs finds the job by its name on resume.
-    store_.set_trial_job(sweep_id_, index, "submitting", "");
-    const auto r = slurm::run_command(slurm::sbatch_command(slurm_, job_name(index), log_of(index), script), 120.0);
-    const auto job = r.status == 0 ? slurm::parse_sbatch(r.out) : std::nullopt;
-    const std::string said = r.err.empty() ? r.out : r.err;
-    if (!job && (r.status == -1 || said.find("Unable to contact") != std::string::npos ||
-                 said.find("timed out") != std::string::npos || said.find("try again") != std::string::npos)) {
-      say(fmt::format("trial {:3}: sbatch did not get through ({}); trying again", index, log_line(said)));
-      return false;
-    }
-    if (!job) {
-      store_.set_trial_job(sweep_id_, index, "", "");
-      store_.finish_run(*t.run_id, store::RunStatus::failed,
-                        fmt::format("sbatch refused the trial's job (exit status {}): {}", r.status,
-                                    log_line(r.err.empty() ? r.out : r.err)));
-      say(fmt::format("trial {:3}: FAILED - sbatch: {}", index, log_line(said)));
-      return true;
-    }
-    store_.set_trial_job(sweep_id_, index, *job, "PENDING");
-    active_[index] = Active{*job, "PENDING", now_seconds(), now_seconds(), 0};
-    say(fmt::format("trial {:3}: submitted as SLURM job {}", index, *job));
-    return true;
-  }
-
-  // One round: journals in, states from SLURM, ends recorded. Returns trials to submit again.
-  std::vector<int64_t> poll() {
-    bool new_metrics = false;
-    for (const auto& [index, a] : active_) new_metrics = intake(index) || new_metrics;
-    if (new_metrics && pruning_.rule != "none") write_snapshot();
-    std::vector<std::string> jobs;
-    for (const auto& [index, a] : active_) jobs.push_back(a.job);
-    bool ok = false;
-    const auto states = job_states(jobs, &ok);
-    std::vector<int64_t> again;
-    if (!ok) return again;
-    std::vector<std::pair<int64_t, std::optional<slurm::JobInfo>>> done;
-    for (auto& [index, a] : active_) {
-      const auto it = states.find(a.job);
-      if (it == states.end()) {
-        // squeue may miss a job for a moment (a requeue, a controller fail-over): it vanished
-        // only when several polls in a row agree.
-        if (++a.missing >= 3) done.emplace_back(index, std::nullopt);
-        continue;
-      }
-      a.missing = 0;
-      const auto& info = it->second;
-      if (info.state != a.state) {
-        a.state = info.state;
-        store_.set_trial_job(sweep_id_, index, a.job, info.state);
-        if (!slurm::is_terminal(info.state)) {
-          say(fmt::format("trial {:3}: job {} {}{}", index, a.job, info.state,
-                          info.state == "RUNNING" && !info.nodes.empty()  ? " on " + info.nodes
-                          : info.reason != "None" && !info.reason.empty() ? " (" + info.reason + ")"
-                                                                          : ""));
-        }
-      }
-      if (slurm::is_terminal(info.state)) {
-        const auto t = trial(index);
-        const bool recorded = !t.status || *t.status != store::RunStatus::running;
-        if (!recorded && signalled_end(info.state.substr(0, info.state.find(' ')))) {
-          if (a.ended_since == 0.0) a.ended_since = now_seconds();
-          if (now_seconds() - a.ended_since < kEndGrace) continue;
-        }
-        done.emplace_back(index, info);
-      } else if (info.state != "RUNNING" && now_seconds() - a.last_heartbeat > 10.0) {
-        // A job waiting in the queue is alive: its run must not look dead to `jepa runs`.
-        const auto t = trial(index);
-        if (t.run_id && t.status == store::RunStatus::running) store_.heartbeat(*t.run_id, 0);
-        a.last_heartbeat = now_seconds();
-      }
-    }
-    for (const auto& [index, info] : done) {
-      if (ended(index, info)) again.push_back(index);
-    }
-    return again;
-  }
-
-  // The trial's job ended (or vanished: no info): its last records are taken in, and what the
-  // trial did not record itself is recorded with SLURM's state, reason, exit code and the tail
-  // of its log. Returns true when the trial should be submitted again (its node was lost, it
-  // was preempted without requeue, or its job vanished), to continue from its checkpoint.
-  bool ended(int64_t index, std::optional<slurm::JobInfo> info) {
-    const Active a = active_.at(index);
-    active_.erase(index);
-    if (info) {
-      if (const auto details = job_details(a.job)) {
-        info->exit_code = details->exit_code;
-        if (!details->reason.empty()) info->reason = details->reason;
-        if (!details->state.empty()) info->state = details->state;
-      }
-    }
-    if (intake(index) && pruning_.rule != "none") write_snapshot();
-    durations_.push_back(now_seconds() - a.since);
-    const std::string state = info ? info->state.substr(0, info->state.find(' ')) : std::string("VANISHED");
-    store_.set_trial_job(sweep_id_, index, a.job, state);
-    const auto t = trial(index);
-    const std::string slurm_says = info ? fmt::format("SLURM job {} {} (reason {}, exit code {})", a.job, state,
-                                                      info->reason, info->exit_code.empty() ? "?" : info->exit_code)
-                                        : fmt::format("SLURM job {} vanished (SLURM no longer knows it)", a.job);
-    const std::string why = fmt::format("{}; log {}: {}", slurm_says, log_of(index).string(), log_tail(log_of(index)));
-    if (!t.run_id) return false;
-    // Lost rather than ended: the node died, the job was preempted without requeue, or SLURM
-    // forgot it. The trial continues from its checkpoint in a new job, at most
-    // kMaxResubmissions times; then it stays KILLED, with the reason saying so.
-    const bool lost = !info || state == "NODE_FAIL" || state == "PREEMPTED" || state == "BOOT_FAIL";
-    const bool may_resubmit = lost && !stopping_ && resubmitted_[index] < kMaxResubmissions;
-    const std::string limit =
-        lost && !stopping_ && !may_resubmit
-            ? fmt::format(
-                  " | not submitted again: its job was lost {} times ({} resubmissions, the most one host "
-                  "makes; `jepa sweep --resume {}` tries again)",
-                  kMaxResubmissions + 1, kMaxResubmissions, name_)
-            : std::string();
-    bool resubmit = false;
-    if (t.status == store::RunStatus::running) {
-      // The trial did not record its end: SLURM's word is all there is.
-      const bool killed = lost || state == "TIMEOUT" || state == "CANCELLED" || state == "DEADLINE" || stopping_;
-      store_.finish_run(
-          *t.run_id, killed ? store::RunStatus::killed : store::RunStatus::failed,
-          (state == "COMPLETED" ? "the trial's job ended without recording the run's end; " + why : why) + limit);
-      resubmit = may_resubmit;
-    } else if (t.status == store::RunStatus::killed || t.status == store::RunStatus::failed) {
-      // The trial recorded why it stopped (a SIGTERM before the time limit, a scancel, an
-      // error); SLURM's state says who stopped it.
-      const bool killed = t.status == store::RunStatus::killed;
-      store_.finish_run(*t.run_id, *t.status, t.reason + " | " + slurm_says + (killed ? limit : std::string()));
-      resubmit = killed && may_resubmit;
-    }
-    const auto after = trial(index);
-    if (resubmit) {
-      ++resubmitted_[index];
-      // The new job clears the run's reason when it continues the run; what ended this attempt
-      // stays in the run's environment, which `jepa show` and the ui's run page list.
-      store_.set_environment(*t.run_id, {{fmt::format("slurm.lost_attempt.{}", resubmitted_[index]), after.reason}});
-    }
-    say(fmt::format("trial {:3}: {}{}{}", index, after.status ? store::status_name(*after.status) : "?",
-                    after.reason.empty() ? "" : " - " + after.reason.substr(0, 300),
-                    resubmit ? " (submitting it again, to continue from its checkpoint)" : ""));
-    return resubmit;
-  }
-
-  // Ctrl-C / SIGTERM of the host: running trials get SIGTERM (their batch shell passes it on) and
-  // checkpoint; pending jobs are cancelled at once.
-  void stop_jobs() {
-    for (auto& [index, a] : active_) {
-      if (a.state == "RUNNING" || a.state == "COMPLETING") {
-        slurm::run_command({"scancel", "--batch", "--signal=TERM", a.job}, 30.0);
-      } else {
-        cancel(a.job);
-      }
-    }
-  }
-
-  void cancel(const std::string& job) {
-    const auto r = slurm::run_command({"scancel", job}, 30.0);
-    if (r.status != 0) fmt::print(stderr, "warning: scancel {} failed: {}\n", job, log_line(r.err));
-  }
-
-  // Every running trial recorded its end (its journal was taken in at the last poll).
-  bool all_recorded_ended() const {
-    for (const auto& [index, a] : active_) {
-      const auto t = trial(index);
-      if (a.state == "RUNNING" && (!t.status || *t.status == store::RunStatus::running)) return false;
-    }
-    return true;
-  }
-
-  void summary(bool force) {
-    const double now = now_seconds();
-    if (!force && !changed_ && (!tty_ || now - last_summary_ < 1.0)) return;
-    changed_ = false;
-    last_summary_ = now;
-    const Counts c = count_trials(store_, sweep_id_);
-    int running = 0;
-    std::vector<std::string> jobs;
-    for (const auto& [index, a] : active_) {
-      running += a.state == "RUNNING" ? 1 : 0;
-      jobs.push_back(fmt::format("t{}:{}", index, a.job));
-    }
-    const int left = c.pending + c.killed + static_cast<int>(active_.size());
-    const size_t parallel = max_parallel_ > 0 ? static_cast<size_t>(max_parallel_) : static_cast<size_t>(total_);
-    const std::string line =
-        fmt::format("[sweep {}] {}/{} done: {} completed, {} pruned, {} failed | {} running, {} queued in SLURM{}{}{}",
-                    name_, c.completed + c.pruned + c.failed, total_, c.completed, c.pruned, c.failed, running,
-                    static_cast<int>(active_.size()) - running, jobs.empty() ? "" : " (jobs " + join(jobs, " ") + ")",
-                    best_text(store_, sweep_id_, pruning_), eta_text(durations_, left, parallel));
-    print_status_line(tty_, line, last_line_);
-  }
-
-  store::Store& store_;
-  int64_t sweep_id_;
-  SweepRunOptions options_;
-  nlohmann::json spec_json_;
-  std::string name_;
-  std::string experiment_;
-  PruningSpec pruning_;
-  SlurmSpec slurm_;
-  int64_t max_parallel_ = 0;
-  fs::path shared_;
-  std::string token_;
-  std::map<int64_t, Active> active_;
-  std::map<int64_t, int> resubmitted_;
-  double retry_after_ = 0.0;
-  std::vector<double> durations_;
-  bool tty_ = false;
-  bool stopping_ = false;
-  bool changed_ = true;
-  double last_summary_ = 0.0;
-  std::string last_line_;
-  int total_ = 0;
-};
 
 std::vector<Trial> validated_trials(const SweepSpec& spec, const loader::Registry& registry) {
-  auto trials = expand_trials(spec);
+  std::vector<Trial> trials;
+  if (spec.method == "tpe") {
+    std::vector<Point> points = spec.enqueue;
+    for (auto& p : extreme_points(spec)) points.push_back(std::move(p));
+    SweepSpec one_seed = spec;
+    one_seed.seeds = {spec.seeds.front()};
+    for (const auto& p : points) trials.push_back(trials_of_point(one_seed, p, static_cast<int64_t>(trials.size()))[0]);
+  } else {
+    trials = expand_trials(spec);
+  }
   if (trials.empty()) throw SweepError(fmt::format("{}: the sweep expands to no trials", spec.file.string()));
   for (const auto& t : trials) {
     try {
       config::load_experiment(spec.file, t.overrides, registry);
     } catch (const config::ConfigError& e) {
-      throw config::ConfigError(fmt::format("trial {} ({}): {}", t.index, join(t.overrides, " "), e.what()));
+      const bool tpe = spec.method == "tpe";
+      throw config::ConfigError(
+          fmt::format("{} {} ({}): {}", tpe ? "point" : "trial", t.index, join(t.overrides, " "), e.what()));
     }
   }
   return trials;
@@ -943,80 +95,22 @@ std::vector<Trial> validated_trials(const SweepSpec& spec, const loader::Registr
 
 }  // namespace
 
-std::vector<std::string> visible_device_ids(const char* value, int visible_gpus) {
-  std::vector<std::string> ids;
-  if (value == nullptr) {
-    for (int i = 0; i < visible_gpus; ++i) ids.push_back(std::to_string(i));
-    return ids;
-  }
-  const std::string text(value);
-  size_t start = 0;
-  while (start <= text.size() && static_cast<int>(ids.size()) < visible_gpus) {
-    const size_t comma = text.find(',', start);
-    std::string id = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    id.erase(0, id.find_first_not_of(" \t"));
-    id.erase(id.find_last_not_of(" \t") + 1);
-    if (!id.empty()) ids.push_back(id);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  if (static_cast<int>(ids.size()) < visible_gpus) {
-    throw SweepError(
-        fmt::format("CUDA_VISIBLE_DEVICES=\"{}\" names {} device(s), but CUDA shows {}: cannot tell which "
-                    "GPUs the trials may use",
-                    text, ids.size(), visible_gpus));
-  }
-  return ids;
-}
-
-std::vector<Slot> plan_slots(const SweepSpec& spec, int visible_gpus, int cores, const char* host_visible_devices) {
-  const std::vector<std::string> physical = visible_device_ids(host_visible_devices, visible_gpus);
-  std::vector<Slot> slots;
-  std::vector<int> gpus;
-  if (spec.devices == "auto") {
-    for (int i = 0; i < visible_gpus; ++i) gpus.push_back(i);
-  } else if (spec.devices != "cpu") {
-    size_t start = 0;
-    while (start < spec.devices.size()) {
-      const size_t comma = spec.devices.find(',', start);
-      const std::string id = spec.devices.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      const int g = std::stoi(id);
-      if (g >= visible_gpus) {
-        throw SweepError(fmt::format("[sweep] devices: GPU {} is not visible ({} visible)", g, visible_gpus));
-      }
-      gpus.push_back(g);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-  }
-  const int threads = static_cast<int>(std::max<int64_t>(1, spec.threads_per_trial));
-  if (gpus.empty()) {
-    const int n = std::max(1, cores / threads);
-    for (int i = 0; i < n; ++i) slots.push_back({"", threads, fmt::format("cpu {}", i)});
-  } else {
-    const auto per = static_cast<size_t>(std::max<int64_t>(1, spec.gpus_per_trial));
-    if (per > gpus.size()) {
-      throw SweepError(fmt::format("[sweep] gpus_per_trial = {} but only {} GPUs are available", per, gpus.size()));
-    }
-    for (size_t g = 0; g + per <= gpus.size(); g += per) {
-      std::vector<std::string> ids;
-      for (size_t k = g; k < g + per; ++k) ids.push_back(physical[static_cast<size_t>(gpus[k])]);
-      for (int64_t share = 0; share < std::max<int64_t>(1, spec.trials_per_gpu); ++share) {
-        slots.push_back({join(ids, ","), threads, "gpu " + join(ids, ","), static_cast<int>(per)});
-      }
-    }
-  }
-  if (spec.max_parallel > 0 && static_cast<int64_t>(slots.size()) > spec.max_parallel) {
-    slots.resize(static_cast<size_t>(spec.max_parallel));
-  }
-  return slots;
-}
-
 void describe_sweep(const fs::path& file, const loader::Registry& registry) {
   const SweepSpec spec = load_sweep_spec(file);
   const auto trials = validated_trials(spec, registry);
-  fmt::print("sweep {}: {} {} trial{}, pruning {}{}\n", spec.name, trials.size(), spec.method,
-             trials.size() == 1 ? "" : "s", spec.pruning.rule,
+  const ObjectiveSpec objective = effective_objective(spec);
+  if (spec.method == "tpe") {
+    fmt::print(
+        "sweep {}: tpe, {} point{} x {} seed{} = {} trials, {} {} ({} value), {} random start-up "
+        "points, {} candidates{}{}\n",
+        spec.name, spec.trials, spec.trials == 1 ? "" : "s", spec.seeds.size(), spec.seeds.size() == 1 ? "" : "s",
+        spec.trials * static_cast<int64_t>(spec.seeds.size()), objective.maximize ? "maximise" : "minimise",
+        objective.metric, objective.value, spec.tpe.startup_trials, spec.tpe.candidates,
+        spec.tpe.multivariate ? ", multivariate" : "", spec.tpe.constant_liar ? ", constant liar" : "");
+  } else {
+    fmt::print("sweep {}: {} {} trial{}", spec.name, trials.size(), spec.method, trials.size() == 1 ? "" : "s");
+  }
+  fmt::print("{}pruning {}{}\n", spec.method == "tpe" ? "" : ", ", spec.pruning.rule,
              spec.pruning.rule == "none"
                  ? ""
                  : fmt::format(" on {} ({})", spec.pruning.metric, spec.pruning.maximize ? "max" : "min"));
@@ -1040,22 +134,35 @@ void describe_sweep(const fs::path& file, const loader::Registry& registry) {
     fmt::print("slots: {} ({} thread{} per trial)\n", join(labels, ", "), spec.threads_per_trial,
                spec.threads_per_trial == 1 ? "" : "s");
   }
+  if (spec.method == "tpe") {
+    fmt::print("space:\n");
+    for (const auto& [key, d] : spec.params) fmt::print("  {:<32} {}\n", key, describe_distribution(d));
+    if (!spec.warm_start.empty()) fmt::print("warm start from: {}\n", join(spec.warm_start, ", "));
+    fmt::print("{} point{} checked against the plugins (the enqueued ones, then every parameter's extremes):\n",
+               trials.size(), trials.size() == 1 ? "" : "s");
+  }
   for (const auto& t : trials) {
     std::vector<std::string> parts;  // in the file's order
     for (const auto& o : t.overrides) {
       if (o.rfind("run.seed=", 0) != 0) parts.push_back(o);
     }
-    fmt::print("  trial {:3}  seed {:<3} {}\n", t.index, t.seed, join(parts, "  "));
+    if (spec.method == "tpe") {
+      fmt::print("  {} {}\n", t.index < static_cast<int64_t>(spec.enqueue.size()) ? "enqueued" : "extreme ",
+                 join(parts, "  "));
+    } else {
+      fmt::print("  trial {:3}  seed {:<3} {}\n", t.index, t.seed, join(parts, "  "));
+    }
   }
 }
 
 namespace {
 
 bool run_recorded(store::Store& store, int64_t id, const nlohmann::json& spec_json, const SweepRunOptions& options) {
+  Proposer proposer(store, id, spec_from_json(spec_json));
   if (spec_json.value("launcher", std::string("local")) == "slurm") {
-    return SlurmRunner(store, id, spec_json, options).run();
+    return run_slurm(store, id, spec_json, options, proposer);
   }
-  return Runner(store, id, spec_json, options).run();
+  return run_local(store, id, spec_json, options, proposer);
 }
 
 }  // namespace
@@ -1073,8 +180,14 @@ bool start_sweep(const fs::path& file, const loader::Registry& registry, const S
           spec.file.string(), r.err.empty() ? fmt::format("exit status {}", r.status) : r.err.substr(0, 200)));
     }
   }
-  // Opened only once every trial is valid: a rejected sweep leaves no database behind.
+  // Opened only once every trial is valid: a rejected sweep leaves no database behind (a warm
+  // start needs the earlier sweeps' database, which exists).
+  if (!spec.warm_start.empty() && !fs::exists(options.db)) {
+    throw SweepError(fmt::format("{}: [sweep] warm_start: no results database at {} (pass the earlier sweeps' --db)",
+                                 spec.file.string(), options.db.string()));
+  }
   store::Store store(options.db);
+  check_warm_start(store, spec);
   if (auto existing = store.find_sweep(spec.name)) {
     throw SweepError(fmt::format(
         "a sweep named '{}' exists already (id {}, {}): continue it with `jepa sweep --resume {}`, or give this one "
@@ -1106,9 +219,20 @@ bool start_sweep(const fs::path& file, const loader::Registry& registry, const S
   }
   // The spec is stored once the copy's folder (named by the sweep id) exists.
   store.set_sweep_spec(id, spec_json.dump());
-  std::vector<std::pair<int64_t, std::string>> rows;
-  for (const auto& t : trials) rows.emplace_back(t.index, nlohmann::json(t.overrides).dump());
-  store.add_sweep_trials(id, rows);
+  if (spec.method != "tpe") {
+    // Fixed up front; a TPE sweep stores each point as it proposes it.
+    std::vector<std::pair<int64_t, std::string>> rows;
+    for (const auto& t : trials) rows.emplace_back(t.index, nlohmann::json(t.overrides).dump());
+    store.add_sweep_trials(id, rows);
+  }
+  if (options.create_only) {
+    fmt::print(stderr,
+               "sweep {} (id {}) recorded, nothing run: hand out its trials with `jepa sweep ask {}` and report them "
+               "with `jepa sweep tell {} INDEX VALUE`, or run it here with `jepa sweep --resume {}`\n",
+               spec.name, id, spec.name, spec.name, spec.name);
+    store.set_sweep_status(id, "CREATED");
+    return true;
+  }
   return run_recorded(store, id, spec_json, options);
 }
 

@@ -3,6 +3,7 @@
 
 #include <sys/wait.h>
 #include <unistd.h>
+#include <atomic>
 
 #include <cstdlib>
 #include <filesystem>
@@ -37,13 +38,20 @@ inline std::filesystem::path temp_dir(const std::string& name) {
 inline Result run_jepa(const std::string& args, const std::string& env = "") {
   const auto dir = std::filesystem::temp_directory_path() / ("jepa_process_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
+  // A file pair per call: tests run several commands at once from threads.
+  static std::atomic<int> calls{0};
+  const int call = calls++;
+  const auto out = dir / ("out" + std::to_string(call));
+  const auto err = dir / ("err" + std::to_string(call));
   const std::string cmd = "env -u JEPA_PLUGIN_PATH " + env + " '" + std::string(JEPA_BINARY) + "' " + args + " > '" +
-                          (dir / "out").string() + "' 2> '" + (dir / "err").string() + "'";
+                          out.string() + "' 2> '" + err.string() + "'";
   const int status = std::system(cmd.c_str());
   Result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(dir / "out");
-  r.err = slurp(dir / "err");
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::filesystem::remove(out);
+  std::filesystem::remove(err);
   return r;
 }
 

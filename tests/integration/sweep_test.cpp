@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -287,3 +288,131 @@ TEST_F(Sweep, CtrlCStopsTrialsWithCheckpointsExitsInterruptedAndResumes) {
 }
 
 }  // namespace
+
+namespace {
+
+// The points a sweep's trials ran, in trial order.
+std::vector<std::string> trial_overrides(const fs::path& db, const std::string& sweep) {
+  Store store(db);
+  std::vector<std::string> out;
+  store.query(
+      "SELECT t.overrides_json FROM sweep_trials t JOIN sweeps s ON s.id = t.sweep_id WHERE s.name = ? ORDER BY "
+      "t.trial_index",
+      {sweep}, [&](const jepa::store::Row& r) { out.push_back(r.text(0)); });
+  return out;
+}
+
+const char* const kTpeSweep = R"(
+[sweep]
+name = "tpe"
+method = "tpe"
+trials = 6
+sample_seed = 3
+max_parallel = 1
+objective = { metric = "train/loss", mode = "min" }
+tpe = { startup_trials = 3 }
+enqueue = [{ "optimization.lr" = 0.002, "predictor.params.depth" = 1 }]
+[sweep.params]
+"optimization.lr" = { log_uniform = [1e-4, 1e-2] }
+"predictor.params.depth" = { int = [1, 2] }
+)";
+
+}  // namespace
+
+// A TPE sweep of the tiny model, one slot: proposed one point at a time from the finished
+// trials; a host killed with SIGKILL at random moments and resumed proposes exactly the points
+// the uninterrupted sweep did (the trials themselves resume bit for bit from checkpoints).
+TEST_F(Sweep, TpeSweepKilledAndResumedProposesWhatTheUninterruptedOneDid) {
+  const auto file = write("tpe.toml", kTpeSweep);
+  const auto dry = run_jepa("sweep '" + file.string() + "' --dry-run " + db());
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_TRUE(jepa_test::contains(dry.out, "tpe, 6 points x 1 seed = 6 trials, minimise train/loss")) << dry.out;
+  EXPECT_TRUE(jepa_test::contains(dry.out, "enqueued optimization.lr=0.002  predictor.params.depth=1")) << dry.out;
+
+  const fs::path whole = dir_.path() / "whole.db";
+  const auto r = run_jepa("sweep '" + file.string() + "' --db '" + whole.string() + "'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto expected = trial_overrides(whole, "tpe");
+  ASSERT_EQ(expected.size(), 6U);
+  EXPECT_EQ(expected[0], R"(["optimization.lr=0.002","predictor.params.depth=1","run.seed=0"])");
+  EXPECT_EQ(std::set<std::string>(expected.begin(), expected.end()).size(), 6U);  // no point twice
+
+  const fs::path log = dir_.path() / "host.log";
+  std::mt19937 rng(99);
+  std::uniform_int_distribution<int> wait_ms(500, 3000);
+  bool started = false;
+  for (int round = 0; round < 4; ++round) {
+    std::vector<std::string> args{"sweep"};
+    if (started) {
+      args.insert(args.end(), {"--resume", "tpe"});
+    } else {
+      args.push_back(file.string());
+    }
+    args.insert(args.end(), {"--db", db_.string()});
+    const pid_t pid = spawn_jepa(args, log);
+    for (int i = 0; i < 600 && !started; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (fs::exists(db_)) started = Store(db_).find_sweep("tpe").has_value();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms(rng)));
+    ::kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  ASSERT_TRUE(started) << jepa_test::slurp(log);
+  const auto resumed = run_jepa("sweep --resume tpe " + db());
+  ASSERT_EQ(resumed.code, 0) << resumed.err << jepa_test::slurp(log);
+  EXPECT_EQ(trial_overrides(db_, "tpe"), expected);
+  for (const auto& [i, row] : trials("tpe")) EXPECT_EQ(row.status, "COMPLETED") << i << ": " << row.reason;
+}
+
+// Trials run elsewhere: `jepa sweep --create`, then ask (several callers at once) and tell.
+TEST_F(Sweep, AskAndTellDriveATpeSweepFromOutsideAndBadTellsChangeNothing) {
+  const auto file = write("ext.toml", std::string(kTpeSweep) + "\n");
+  const auto created = run_jepa("sweep '" + file.string() + "' --create " + db());
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_TRUE(jepa_test::contains(created.err, "jepa sweep ask tpe")) << created.err;
+  std::vector<std::thread> askers;
+  std::vector<std::string> answers(4);
+  for (int a = 0; a < 4; ++a) {
+    askers.emplace_back([&, a] { answers[a] = run_jepa("sweep ask tpe " + db()).out; });
+  }
+  for (auto& t : askers) t.join();
+  std::set<int64_t> indices;
+  for (const auto& text : answers) {
+    const auto j = nlohmann::json::parse(text);
+    indices.insert(j.at("index").get<int64_t>());
+    EXPECT_EQ(j.at("set").back(), "run.seed=0");
+    EXPECT_TRUE(j.at("params").contains("optimization.lr")) << text;
+  }
+  EXPECT_EQ(indices, (std::set<int64_t>{0, 1, 2, 3}));
+
+  EXPECT_EQ(run_jepa("sweep tell tpe 0 0.5 " + db()).code, 0);
+  const auto again = run_jepa("sweep tell tpe 0 0.25 " + db());
+  EXPECT_EQ(again.code, 2);
+  EXPECT_TRUE(jepa_test::contains(again.err, "already has a result (COMPLETED): nothing was changed")) << again.err;
+  const auto bad = run_jepa("sweep tell tpe 1 abc " + db());
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(jepa_test::contains(bad.err, "'abc' is not a finite number")) << bad.err;
+  EXPECT_EQ(run_jepa("sweep tell tpe 9 1 " + db()).code, 2);
+  EXPECT_EQ(run_jepa("sweep tell tpe 1 --failed --reason 'out of memory' " + db()).code, 0);
+  EXPECT_EQ(run_jepa("sweep tell tpe 2 0.7 --pruned --step 4 " + db()).code, 0);
+  const auto t = trials("tpe");
+  EXPECT_EQ(t.at(0).status, "COMPLETED");
+  EXPECT_EQ(t.at(1).status, "FAILED");
+  EXPECT_EQ(t.at(1).reason, "out of memory");
+  EXPECT_EQ(t.at(2).status, "PRUNED");
+  EXPECT_EQ(t.at(3).status, "RUNNING");
+  Store store(db_);
+  EXPECT_EQ(store.metrics(t.at(0).run, "train/loss").at(0).value, 0.5);
+  // The sweep's own runner leaves handed-out trials to their callers and runs the rest.
+  const auto rest = run_jepa("sweep --resume tpe " + db());
+  ASSERT_EQ(rest.code, 0) << rest.err;
+  const auto after = trials("tpe");
+  EXPECT_EQ(after.size(), 6U);
+  EXPECT_EQ(after.at(3).status, "RUNNING");  // still its caller's
+  EXPECT_EQ(after.at(4).status, "COMPLETED") << after.at(4).reason;
+  EXPECT_EQ(after.at(5).status, "COMPLETED") << after.at(5).reason;
+  const auto spent = run_jepa("sweep ask tpe " + db());
+  EXPECT_EQ(spent.code, 2);
+  EXPECT_TRUE(jepa_test::contains(spent.err, "has asked all its 6 points")) << spent.err;
+}
