@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -311,6 +312,53 @@ poll_seconds = 0.3
   EXPECT_EQ(t.at(2).status, "PRUNED") << t.at(2).reason;
   EXPECT_TRUE(contains(t.at(2).reason, "median rule on fixture_crash/score")) << t.at(2).reason;
   EXPECT_TRUE(contains(t.at(2).reason, "2 other trials")) << t.at(2).reason;
+}
+
+// TPE as SLURM jobs with the ASHA rule: each point proposed when fewer than max_parallel jobs are
+// queued, from the trials the host took in; pruned trials end PRUNED and count as observations.
+TEST_F(Slurm, TpeSweepProposesAsJobsEndWithAshaPruning) {
+  const auto file = write("tpe.toml", R"(
+[[evaluation]]
+evaluator = "fixture_crash"
+every = 2
+at_end = false
+[sweep]
+name = "tpe"
+launcher = "slurm"
+method = "tpe"
+trials = 6
+max_parallel = 2
+objective = { metric = "fixture_crash/score", mode = "max" }
+tpe = { startup_trials = 3 }
+[sweep.params]
+"evaluation.0.score" = { uniform = [0.0, 10.0], step = 0.5 }
+[sweep.pruning]
+rule = "asha"
+metric = "fixture_crash/score"
+mode = "max"
+grace_steps = 4
+reduction = 2
+[sweep.slurm]
+poll_seconds = 0.3
+)");
+  const auto r = run_jepa(plugins() + " sweep '" + file.string() + "' " + db());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "6 trials (0 proposed so far)")) << r.err;
+  const auto t = trials("tpe");
+  ASSERT_EQ(t.size(), 6u);
+  Store store(db_);
+  int pruned = 0;
+  std::set<std::string> scores;
+  for (const auto& [i, row] : t) {
+    EXPECT_TRUE(row.status == "COMPLETED" || row.status == "PRUNED") << "trial " << i << ": " << row.reason;
+    pruned += row.status == "PRUNED" ? 1 : 0;
+    const std::string score = store.params(row.run).at("evaluation.0.score");
+    const double v = std::stod(score);
+    EXPECT_TRUE(v >= 0 && v <= 10 && std::fmod(v, 0.5) == 0) << score;
+    scores.insert(score);
+  }
+  EXPECT_GE(pruned, 1);
+  EXPECT_GE(scores.size(), 4u);  // the constant liar keeps two queued jobs apart
 }
 
 TEST_F(Slurm, SegfaultTimeLimitAndScancelAreRecordedWithSlurmsState) {
