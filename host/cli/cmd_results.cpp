@@ -3,6 +3,7 @@
 #include "cli/commands.hpp"
 #include "query/compare.hpp"
 #include "query/filter.hpp"
+#include "query/importance.hpp"
 #include "query/param_effect.hpp"
 #include "query/run_json.hpp"
 #include "query/runs.hpp"
@@ -247,12 +248,78 @@ struct CompareCliOptions {
   std::string baseline;
   bool any_status = false;
   bool json = false;
+  bool importance = false;
+  std::string mode;  // min | max; "" = the sweep's
 };
+
+// --importance: which parameters mattered for reaching the best runs (PED-ANOVA), over the runs
+// the comparison would take. The sweep's spec gives the space and the objective; a selection
+// without one (or a sweep made by hand) has its space inferred and must name the metric.
+int run_importance(const CompareCliOptions& o) {
+  if (!o.group_by.empty() || !o.baseline.empty()) {
+    throw UsageError("--importance ranks parameters and does not group runs: drop --group-by and --baseline");
+  }
+  const auto metrics = split_list(o.metrics);
+  if (metrics.size() > 1) throw UsageError("--importance takes one --metric");
+  auto store = open_existing(o.db);
+  query::RunSelection sel = o.sel;
+  sel.runs = o.runs;
+  auto rows = as_usage_errors([&] { return query::select_compared(*store, sel, o.any_status); });
+  nlohmann::json spec;
+  if (sel.sweep) {
+    if (const auto sweep = store->find_sweep(*sel.sweep))
+      spec = nlohmann::json::parse(sweep->spec_json, nullptr, false);
+  }
+  const query::Objective objective = query::objective_from_spec_json(spec);
+  const std::string metric = metrics.empty() ? objective.metric : metrics.front();
+  if (metric.empty()) {
+    throw UsageError(sel.sweep ? "--importance: the sweep records no objective or pruning metric; pass --metric KEY"
+                               : "--importance needs --metric KEY (and --mode) without --sweep");
+  }
+  // A metric other than the sweep's objective has no recorded direction, and guessing it would
+  // rank the parameters that lead to the worst runs.
+  if (o.mode.empty() && metric != objective.metric) {
+    throw UsageError(
+        fmt::format("--importance: is a higher or a lower {} better? Pass --mode max or --mode min", metric));
+  }
+  const bool maximize = o.mode.empty() ? objective.maximize : o.mode == "max";
+  const bool best = objective.best && metric == objective.metric;
+  if (best) query::use_best_values(*store, rows, metric, maximize);
+  std::vector<query::ParamSpace> space = query::space_from_spec_json(spec);
+  const bool inferred = space.empty();
+  if (inferred) space = query::infer_space(rows);
+  const query::Importance imp = query::ped_anova(rows, space, metric, maximize);
+
+  const std::string metric_from = metric != objective.metric        ? "--metric"
+                                  : objective.source == "objective" ? "the sweep's objective"
+                                                                    : "the sweep's pruning metric";
+  const std::string space_from = inferred ? "inferred from the runs" : "from the sweep's spec";
+  if (o.json) {
+    auto j = query::importance_json(imp);
+    j["runs"] = rows.size();
+    j["metric_from"] = metric_from;
+    j["value"] = best ? "best" : "last";
+    j["space"] = inferred ? "inferred" : "spec";
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("{} runs; {} ({}, {} value of each run); {} parameters {}\n", rows.size(), metric, metric_from,
+             best ? "best" : "last", space.size(), space_from);
+  if (space.empty()) {
+    fmt::print("no parameter varies across these runs\n");
+  } else {
+    fmt::print("{}", query::format_importance(imp));
+  }
+  if (rows.empty() && !o.any_status) fmt::print("(only COMPLETED runs are compared; --any-status takes all)\n");
+  return 0;
+}
 
 int run_compare(const CompareCliOptions& o) {
   if (o.runs.empty() && !o.sel.sweep && o.sel.where.empty()) {
     throw UsageError("jepa compare needs runs (RUN...), --sweep S or --where EXPR");
   }
+  if (o.importance) return run_importance(o);
+  if (!o.mode.empty()) throw UsageError("--mode goes with --importance");
   auto store = open_existing(o.db);
   query::RunSelection sel = o.sel;
   sel.runs = o.runs;
@@ -524,14 +591,26 @@ Command add_compare_command(CLI::App& parent) {
       ->type_name("GROUP");
   sub->add_flag("--any-status", o->any_status, "Include runs that did not complete");
   sub->add_flag("--json", o->json, "Print JSON (per-run values, statistics and tests)");
+  sub->add_flag("--importance", o->importance,
+                "Rank the swept parameters by how much they decide the best runs (PED-ANOVA) instead of grouping");
+  sub->add_option("--mode", o->mode,
+                  "With --importance: whether a higher (max) or lower (min) metric is better; default: the sweep's "
+                  "objective mode")
+      ->check(CLI::IsMember({"min", "max"}));
   sub->footer(
       "Metrics are each run's latest value. Runs that differ only by seed form a group; a group\n"
       "reports n, mean, sample sd and the Student-t 95% confidence interval of the mean, and a\n"
       "two-sided Welch t-test against the baseline group.\n"
+      "--importance ranks the sweep's parameters by PED-ANOVA (Optuna's default evaluator): how\n"
+      "differently each is distributed among the best 10% of the runs than among all of them, by\n"
+      "the sweep's objective metric and mode unless --metric and --mode say otherwise. With fewer\n"
+      "than 5 top runs (41 runs) it says the ranking is unreliable. docs/importance.md explains it.\n"
       "Examples:\n"
       "  jepa compare 3 4 5 6\n"
       "  jepa compare --sweep lr-grid --metric linear_probe/top1\n"
-      "  jepa compare --sweep masks --group-by masking.params.npred --baseline B");
+      "  jepa compare --sweep masks --group-by masking.params.npred --baseline B\n"
+      "  jepa compare --sweep tpe-search --importance\n"
+      "  jepa compare --sweep tpe-search --importance --metric knn/top1 --mode max");
   return {sub, [o] { return run_compare(*o); }};
 }
 

@@ -258,7 +258,7 @@ class SlurmRunner {
   void reconcile() {
     std::vector<std::string> jobs;
     for (const auto& t : store_.sweep_trials(sweep_id_)) {
-      if (t.run_id) intake(t.index);
+      if (t.run_id && t.job_id != kExternalJob) intake(t.index);
       if (t.job_id == "submitting") {
         // The host died while sbatch ran: the job may exist under its name.
         const auto r =

@@ -2,6 +2,7 @@
 
 #include "query/compare.hpp"
 #include "query/filter.hpp"
+#include "query/importance.hpp"
 #include "query/param_effect.hpp"
 #include "query/run_json.hpp"
 #include "query/runs.hpp"
@@ -478,8 +479,11 @@ json Api::sweep(const std::string& name, const Params& p) const {
   sel.sort = "id";
   const auto rows = query::select_runs(*store, sel);
 
-  // The metric: asked for, else the first evaluation result, else the pruning metric.
+  // The metric: asked for, else the sweep's objective, else the first evaluation result, else
+  // the pruning metric.
+  const query::Objective objective = query::objective_from_spec_json(spec);
   std::string metric = a.text("metric");
+  if (metric.empty() && objective.source == "objective") metric = objective.metric;
   if (metric.empty()) {
     for (const auto& m : query::metric_columns(rows)) {
       if (m != "train/loss") {
@@ -491,7 +495,9 @@ json Api::sweep(const std::string& name, const Params& p) const {
   if (metric.empty()) metric = pruning.metric;
   std::string mode = a.text("mode");
   if (mode.empty()) {
-    mode = metric == pruning.metric ? (pruning.maximize ? "max" : "min") : (lower_is_better(metric) ? "min" : "max");
+    const bool from_spec = metric == objective.metric || metric == pruning.metric;
+    const bool spec_max = metric == objective.metric ? objective.maximize : pruning.maximize;
+    mode = from_spec ? (spec_max ? "max" : "min") : (lower_is_better(metric) ? "min" : "max");
   } else if (mode != "min" && mode != "max") {
     throw bad_request(fmt::format("parameter 'mode' must be min or max, got '{}'", mode));
   }
@@ -549,6 +555,17 @@ json Api::sweep(const std::string& name, const Params& p) const {
     effects.push_back({{"param", key}, {"numeric", e.numeric}, {"values", values}, {"points", points}});
   }
 
+  // Which parameters decide the best completed trials, by the metric and mode the page shows
+  // (the same ranking as `jepa compare --sweep NAME --importance`).
+  std::vector<query::ParamSpace> space = query::space_from_spec_json(spec);
+  const bool inferred = space.empty();
+  if (inferred) space = query::infer_space(completed);
+  const bool best_values = objective.best && metric == objective.metric;
+  if (best_values) query::use_best_values(*store, completed, metric, maximize);
+  json importance = query::importance_json(query::ped_anova(completed, space, metric, maximize));
+  importance["space"] = inferred ? "inferred" : "spec";
+  importance["value"] = best_values ? "best" : "last";
+
   json runs = json::array();
   json pruned = json::array();
   for (const auto& r : rows) {
@@ -595,6 +612,7 @@ json Api::sweep(const std::string& name, const Params& p) const {
       {"best_so_far", history},
       {"params", swept},
       {"effects", effects},
+      {"importance", importance},
       {"runs", runs},
       {"pruned", pruned},
       {"trials", trials}};

@@ -363,6 +363,12 @@ TEST_F(Sweep, TpeSweepKilledAndResumedProposesWhatTheUninterruptedOneDid) {
   ASSERT_EQ(resumed.code, 0) << resumed.err << jepa_test::slurp(log);
   EXPECT_EQ(trial_overrides(db_, "tpe"), expected);
   for (const auto& [i, row] : trials("tpe")) EXPECT_EQ(row.status, "COMPLETED") << i << ": " << row.reason;
+  // Which parameters mattered, over the sweep's objective.
+  const auto imp = run_jepa("compare --sweep tpe --importance " + db());
+  ASSERT_EQ(imp.code, 0) << imp.err;
+  EXPECT_TRUE(jepa_test::contains(imp.out, "PED-ANOVA")) << imp.out;
+  EXPECT_TRUE(jepa_test::contains(imp.out, "optimization.lr")) << imp.out;
+  EXPECT_TRUE(jepa_test::contains(imp.out, "train/loss")) << imp.out;
 }
 
 // Trials run elsewhere: `jepa sweep --create`, then ask (several callers at once) and tell.

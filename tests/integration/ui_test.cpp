@@ -315,6 +315,22 @@ TEST_F(Ui, SweepsShowProgressBestEffectsAndPruning) {
   EXPECT_NEAR(lr["values"][0]["mean"].get<double>(), 75.4, 1e-9);
   EXPECT_NEAR(lr["values"][1]["ci95"][0].get<double>(), 76.69, 0.01);
   EXPECT_EQ(lr["points"].size(), 7u);
+  // Importance over the 7 completed runs (space inferred: the sweep's spec is empty): the top 2 by
+  // probe/top1 both have lr 0.002, and lr is the only parameter that varies.
+  const json& imp = j["importance"];
+  EXPECT_EQ(imp["method"], "ped-anova");
+  EXPECT_EQ(imp["metric"], "probe/top1");
+  EXPECT_EQ(imp["mode"], "max");
+  EXPECT_EQ(imp["space"], "inferred");
+  EXPECT_EQ(imp["trials"], 7);
+  EXPECT_EQ(imp["top"], 2);
+  EXPECT_EQ(imp["reliable"], false);
+  EXPECT_NE(imp["note"].get<std::string>().find("unreliable"), std::string::npos);
+  ASSERT_EQ(imp["params"].size(), 1u);
+  EXPECT_EQ(imp["params"][0]["param"], "optimization.lr");
+  EXPECT_EQ(imp["params"][0]["n"], 7);
+  EXPECT_EQ(imp["params"][0]["share"], 1.0);
+  EXPECT_GT(imp["params"][0]["importance"].get<double>(), 0.0);
 
   j = get("/api/sweeps/lr-grid?metric=train/loss");
   EXPECT_EQ(j["mode"], "min");
@@ -331,6 +347,10 @@ TEST_F(Ui, SweepsShowProgressBestEffectsAndPruning) {
   EXPECT_TRUE(j["trials"][2]["run"].is_null());
   EXPECT_EQ(j["trials"][1]["status"], "PRUNED");
   EXPECT_EQ(j["params"], json({"optimization.lr"}));
+  // One completed trial is no top set: nothing ranked, and the note says why.
+  EXPECT_EQ(j["importance"]["space"], "spec");
+  EXPECT_TRUE(j["importance"]["params"].empty());
+  EXPECT_NE(j["importance"]["note"].get<std::string>().find("at least 3"), std::string::npos);
 }
 
 TEST_F(Ui, MasksAreDrawnByJepaMasks) {

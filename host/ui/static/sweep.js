@@ -1,5 +1,6 @@
-// A sweep: progress, the best run so far, each swept parameter against a metric (every run a
-// point, each value's mean with its 95% CI as a band), trials and the pruning decisions.
+// A sweep: progress, the best run so far and which parameters decide the best trials (PED-ANOVA
+// importance), each swept parameter against a metric (every run a point, each value's mean with
+// its 95% CI as a band), trials and the pruning decisions.
 "use strict";
 (() => {
   const {api, el, num, status, header, showError, table, lineChart, palette} = jepa;
@@ -54,6 +55,35 @@
               table([e.param, "n", "mean", "sd", "95% CI"], rows));
   }
 
+  // One bar per parameter, its length the parameter's share of the summed importance: shares
+  // compare at a glance where the raw divergences (small numbers) do not.
+  function importanceCard(imp) {
+    const bar = (share) => {
+      const track = el("span");
+      Object.assign(track.style, {display: "inline-block", background: "#eceef2", borderRadius: "3px", height: "10px",
+                                  width: "70px", marginRight: "0.4em", verticalAlign: "-1px"});
+      const fill = el("span");
+      Object.assign(fill.style, {display: "block", background: palette[0], borderRadius: "3px", height: "100%",
+                                 width: `${100 * share}%`});
+      track.append(fill);
+      const cell = el("span", {}, track, `${(100 * share).toFixed(1)}%`);
+      cell.style.whiteSpace = "nowrap";  // style attributes are refused by the page's CSP; the CSSOM is not
+      return cell;
+    };
+    // The raw importance goes in the tooltip: the card sits beside two others and has room for three columns.
+    const rows = imp.params.map(p => [el("span", {class: "mono"}, p.param), el("span", {title: `importance ${num(p.importance)}`}, bar(p.share)),
+                                      el("td", {class: "num"}, `${p.top}/${p.n}`)]);
+    const note = el("p", {class: "muted"}, imp.note);
+    if (!imp.reliable) note.style.color = "var(--killed)";  // too few top trials: the ranking is a hint at best
+    return el("div", {class: "card", id: "importance"}, el("h3", {}, `Parameter importance for ${imp.metric} (PED-ANOVA)`),
+              rows.length ? el("div", {class: "table-scroll"},
+                               table(["param", "share", {text: "top/n", attrs: {class: "num"}}], rows))
+                          : "",
+              note,
+              el("p", {class: "muted"}, `top/n: of the completed trials that have the parameter (n), how many are among the best ` +
+                 `${Math.round(100 * imp.quantile)}% (top)` + (imp.space === "inferred" ? "; parameters inferred from the runs" : "")));
+  }
+
   function render(s) {
     for (const c of charts.splice(0)) c.destroy();
     document.title = `${s.sweep.name} · jepa ui`;
@@ -83,7 +113,8 @@
       el("div", {class: "toolbar"}, el("strong", {}, "Metric:"), metricSel, modeSel),
       el("h2", {}, "Best so far"),
       el("div", {class: "cards"}, el("div", {class: "card"}, best),
-         el("div", {class: "card"}, el("h3", {}, `${s.metric}: each trial and the best so far`), el("div", {class: "chart"}, historyCanvas))),
+         el("div", {class: "card"}, el("h3", {}, `${s.metric}: each trial and the best so far`), el("div", {class: "chart"}, historyCanvas)),
+         importanceCard(s.importance)),
       el("h2", {}, "Parameters"),
       el("div", {class: "cards", id: "effects"}, s.effects.map(e => effectChart(e, s.metric))),
       s.effects.length ? "" : el("p", {class: "muted"}, "No swept parameter (a seeds-only sweep)."),
