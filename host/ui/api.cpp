@@ -177,11 +177,17 @@ std::map<int64_t, json> sweep_progress(const store::Store& store, std::optional<
   std::map<int64_t, json> out;
   const std::vector<store::SqlValue> binds{only ? store::SqlValue(*only) : store::SqlValue()};
   store.query(
-      "SELECT s.id, (SELECT COUNT(*) FROM sweep_trials t WHERE t.sweep_id = s.id) FROM sweeps s "
+      "SELECT s.id, (SELECT COUNT(*) FROM sweep_trials t WHERE t.sweep_id = s.id), s.spec_json FROM sweeps s "
       "WHERE ?1 IS NULL OR s.id = ?1",
       binds, [&](const store::Row& q) {
-        out[q.int64(0)] = {{"trials", q.int64(1)}, {"started", 0}, {"COMPLETED", 0}, {"RUNNING", 0},
-                           {"FAILED", 0},          {"KILLED", 0},  {"PRUNED", 0}};
+        int64_t trials = q.int64(1);
+        // A TPE sweep stores each point as it proposes it: its budget is what it will have.
+        const json spec = json::parse(q.text(2), nullptr, false);
+        if (spec.is_object() && spec.value("method", std::string()) == "tpe" && spec.contains("seeds")) {
+          trials = std::max(trials, spec.value("trials", int64_t{0}) * static_cast<int64_t>(spec["seeds"].size()));
+        }
+        out[q.int64(0)] = {{"trials", trials}, {"started", 0}, {"COMPLETED", 0}, {"RUNNING", 0},
+                           {"FAILED", 0},      {"KILLED", 0},  {"PRUNED", 0}};
       });
   store.query(
       "SELECT sweep_id, status, COUNT(*) FROM runs WHERE sweep_id IS NOT NULL AND (?1 IS NULL OR sweep_id = ?1) "
