@@ -6,11 +6,13 @@
 #include <jepa/sdk/params.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <vector>
 
 #ifdef JEPA_CLI_FULL
 #include "config/params.hpp"
@@ -81,6 +83,30 @@ int run_cli(int argc, char** argv, bool full) {
   if (argc == 1) {
     std::fputs(app.help().c_str(), stdout);
     return 2;
+  }
+  if (full) {
+    // CLI11 would answer `jepa nosuchcmd --help` with the main help and status 0: a typo in a
+    // script must not look like success.
+    for (int i = 1; i < argc; ++i) {
+      const std::string word = argv[i];
+      if (word == "--plugin-path") {
+        ++i;
+        continue;
+      }
+      if (word.rfind("-", 0) == 0) continue;
+      std::vector<std::string> names;
+      bool known = false;
+      for (const auto* sub : app.get_subcommands({})) {
+        names.push_back(sub->get_name());
+        known = known || sub->check_name(word);
+      }
+      if (!known) {
+        fmt::print(stderr, "error: unknown command '{}'; the commands are {} (jepa --help describes them)\n", word,
+                   fmt::join(names, ", "));
+        return 2;
+      }
+      break;
+    }
   }
   try {
     app.parse(argc, argv);

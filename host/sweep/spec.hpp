@@ -1,5 +1,5 @@
 // Sweep specs: an experiment TOML plus a [sweep] table that names the parameters to vary, how to
-// pick their values (grid or random), the seeds that replicate each point, where trials run and
+// pick their values (grid, random or TPE), the seeds that replicate each point, where trials run and
 // how hopeless trials are pruned. Expanding a spec gives the trials, each a list of `--set`
 // overrides of the base experiment, so every trial is checked by the experiment loader itself.
 //
@@ -87,6 +87,7 @@
 // optimization.lr: ...".
 #pragma once
 
+#include "pruning/rules.hpp"
 #include "sweep/space.hpp"
 
 #include <cstdint>
@@ -102,15 +103,8 @@ struct SweepError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-struct PruningSpec {
-  std::string rule = "none";  // none | median | asha
-  std::string metric = "train/loss";
-  bool maximize = false;  // mode = "max"
-  int64_t warmup_steps = 0;
-  int64_t min_trials = 3;
-  int64_t grace_steps = 100;
-  int64_t reduction = 3;
-};
+// The pruning rule (pruning/rules.hpp), read from [sweep.pruning].
+using PruningSpec = pruning::PruningSpec;
 
 struct SlurmSpec {
   std::string partition;

@@ -147,18 +147,4 @@ SweepSpec spec_from_json(const nlohmann::json& j) {
   return s;
 }
 
-PruningSpec pruning_from_json(const nlohmann::json& spec_json) {
-  PruningSpec p;
-  if (!spec_json.is_object() || !spec_json.contains("pruning")) return p;
-  const auto& j = spec_json.at("pruning");
-  p.rule = j.value("rule", p.rule);
-  p.metric = j.value("metric", p.metric);
-  p.maximize = j.value("mode", std::string("min")) == "max";
-  p.warmup_steps = j.value("warmup_steps", p.warmup_steps);
-  p.min_trials = j.value("min_trials", p.min_trials);
-  p.grace_steps = j.value("grace_steps", p.grace_steps);
-  p.reduction = j.value("reduction", p.reduction);
-  return p;
-}
-
 }  // namespace jepa::sweep

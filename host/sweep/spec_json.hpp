@@ -9,11 +9,10 @@
 namespace jepa::sweep {
 
 nlohmann::json spec_to_json(const SweepSpec& spec);
-// Everything the scheduler needs back (name, placement, pruning); the parameter distributions
-// are not read back: a recorded sweep's trials are fixed in the store. Missing keys take the
-// defaults.
+// Everything a recorded sweep needs back: its name, placement, pruning, objective and, for a TPE
+// sweep that proposes its points while it runs, the space. Missing keys (sweeps recorded by
+// older versions) take the defaults.
 SweepSpec spec_from_json(const nlohmann::json& spec_json);
-// Missing keys take PruningSpec's defaults (rule "none").
-PruningSpec pruning_from_json(const nlohmann::json& spec_json);
+using pruning::pruning_from_json;
 
 }  // namespace jepa::sweep

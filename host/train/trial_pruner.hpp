@@ -1,10 +1,10 @@
 // The trainer's side of sweep pruning: when the run is a sweep trial whose sweep has a pruning
 // rule, every value logged for the rule's metric is weighed against the other trials' values in
-// the store (sweep/pruning.hpp decides), and a "prune" ends the run as PRUNED with the reason.
+// the store (pruning/rules.hpp decides), and a "prune" ends the run as PRUNED with the reason.
 #pragma once
 
+#include "pruning/rules.hpp"
 #include "store/store.hpp"
-#include "sweep/pruning.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -26,8 +26,8 @@ class TrialPruner {
   const store::Recorder& store_;
   int64_t run_id_;
   bool active_ = false;
-  sweep::PruningSpec spec_;
-  sweep::History mine_;
+  pruning::PruningSpec spec_;
+  pruning::History mine_;
 };
 
 }  // namespace jepa::train

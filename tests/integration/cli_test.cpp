@@ -33,6 +33,17 @@ TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_TRUE(contains(g.err, "--grid")) << g.err;
 }
 
+// A typo in a script must fail: `jepa nosuchcmd --help` would otherwise print the main help, 0.
+TEST(Cli, UnknownCommandExitsTwoAndListsTheCommands) {
+  for (const char* args : {"nosuchcmd --help", "nosuchcmd", "--plugin-path /tmp runz"}) {
+    const auto r = run_jepa(args);
+    EXPECT_EQ(r.code, 2) << args;
+    EXPECT_TRUE(contains(r.err, "error: unknown command '")) << r.err;
+    EXPECT_TRUE(contains(r.err, "run, eval, export, sweep")) << r.err;
+  }
+  EXPECT_EQ(run_jepa("sweep --help").code, 0);
+}
+
 TEST(Cli, UnknownStrategyListsAvailable) {
   const auto r = run_jepa("masks --strategy multiblok");
   EXPECT_EQ(r.code, 2);

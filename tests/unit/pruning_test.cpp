@@ -1,12 +1,12 @@
 // Pruning rules over hand-built histories whose outcome is known by hand: every case sits next to
 // a boundary (a median or a cutoff, warmup, min_trials, a rung) so a slip in the rule flips it.
-#include "sweep/pruning.hpp"
+#include "pruning/rules.hpp"
 
 #include <gtest/gtest.h>
 
 #include <limits>
 
-namespace jepa::sweep {
+namespace jepa::pruning {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -296,4 +296,4 @@ TEST(PruningAsha, NonFiniteValues) {
 }
 
 }  // namespace
-}  // namespace jepa::sweep
+}  // namespace jepa::pruning

@@ -1,4 +1,4 @@
-#include "sweep/pruning.hpp"
+#include "pruning/rules.hpp"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 
-namespace jepa::sweep {
+namespace jepa::pruning {
 namespace {
 
 // Strictly better in the spec's direction; non-finite values lose to every finite one, so a
@@ -114,4 +114,18 @@ std::optional<std::string> should_prune(const PruningSpec& spec, const History& 
   return median ? median_rule(spec, mine, others, step) : asha_rule(spec, mine, others, step);
 }
 
-}  // namespace jepa::sweep
+PruningSpec pruning_from_json(const nlohmann::json& spec_json) {
+  PruningSpec p;
+  if (!spec_json.is_object() || !spec_json.contains("pruning")) return p;
+  const auto& j = spec_json.at("pruning");
+  p.rule = j.value("rule", p.rule);
+  p.metric = j.value("metric", p.metric);
+  p.maximize = j.value("mode", std::string("min")) == "max";
+  p.warmup_steps = j.value("warmup_steps", p.warmup_steps);
+  p.min_trials = j.value("min_trials", p.min_trials);
+  p.grace_steps = j.value("grace_steps", p.grace_steps);
+  p.reduction = j.value("reduction", p.reduction);
+  return p;
+}
+
+}  // namespace jepa::pruning

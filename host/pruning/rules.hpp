@@ -1,9 +1,11 @@
-// Pruning rules for sweeps: pure decisions over the values that trials reported for one metric,
-// so they are tested without processes or a database. The trainer asks after each point it logs
-// for the sweep's pruning metric; a "prune" answer ends the trial as PRUNED with the reason.
+// Pruning rules: pure decisions over the values that the trials of a sweep reported for one
+// metric, so they are tested without processes or a database. A training run that is a sweep
+// trial asks after each point it logs for the sweep's pruning metric (train/trial_pruner.hpp); a
+// "prune" answer ends the trial as PRUNED with the reason. Its own room, below both training and
+// the sweep scheduler, so that training never reaches up into the sweep room.
 #pragma once
 
-#include "sweep/spec.hpp"
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <map>
@@ -11,7 +13,22 @@
 #include <string>
 #include <vector>
 
-namespace jepa::sweep {
+namespace jepa::pruning {
+
+// The [sweep.pruning] table (sweep/spec.hpp documents the keys).
+struct PruningSpec {
+  std::string rule = "none";  // none | median | asha
+  std::string metric = "train/loss";
+  bool maximize = false;  // mode = "max"
+  int64_t warmup_steps = 0;
+  int64_t min_trials = 3;
+  int64_t grace_steps = 100;
+  int64_t reduction = 3;
+};
+
+// The pruning rule of a sweep's stored spec (sweeps.spec_json); missing keys take the defaults
+// (rule "none").
+PruningSpec pruning_from_json(const nlohmann::json& spec_json);
 
 // One other trial's history of the pruning metric: step -> value (NaN values are never better).
 using History = std::map<int64_t, double>;
@@ -46,4 +63,4 @@ using History = std::map<int64_t, double>;
 std::optional<std::string> should_prune(const PruningSpec& spec, const History& mine,
                                         const std::vector<History>& others, int64_t step);
 
-}  // namespace jepa::sweep
+}  // namespace jepa::pruning
