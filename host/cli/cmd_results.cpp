@@ -571,6 +571,12 @@ Command add_show_command(CLI::App& parent) {
   sub->add_option("run", o->run, "Run id or name (the newest run of that name)")->required()->type_name("RUN");
   sub->add_option("--db", o->db, "Results database")->capture_default_str();
   sub->add_flag("--json", o->json, "Print JSON");
+  // Without its own footer a subcommand shows the main program's examples.
+  sub->footer(
+      "Examples:\n"
+      "  jepa show 12\n"
+      "  jepa show quickstart                      # the newest run named quickstart\n"
+      "  jepa show 12 --json > run12.json");
   return {sub, [o] { return run_show(*o); }};
 }
 

@@ -2,7 +2,7 @@
 #
 # Builds one jepa plugin library: a MODULE with hidden symbols (only the entry point is
 # exported), the SDK on its include path, and the source revision baked in.
-#   TORCH             the plugin has C++ components (encoder, predictor, evaluator): link LibTorch
+#   TORCH             the plugin has C++ components (encoder, predictor, objective, evaluator): link LibTorch
 #                     and record its version and CUDA/cpu in the build fingerprint.
 #   OUTPUT_DIRECTORY  where the .so lands; default: ${JEPA_PLUGIN_OUTPUT_DIRECTORY} when set.
 include_guard(GLOBAL)
