@@ -2,7 +2,6 @@
 // slot, so that a crash, abort or out-of-memory kill loses only that trial.
 #include "sweep/local_runner.hpp"
 
-#include "config/params.hpp"
 #include "process/spawn.hpp"
 #include "sweep/runner_support.hpp"
 
@@ -207,15 +206,7 @@ class Runner {
     } else if (!t.run_id) {
       // It died before its run existed (a plugin or config error at start-up): a FAILED row
       // still tells the story.
-      std::map<std::string, std::string> params;
-      for (const auto& o : nlohmann::json::parse(t.overrides_json))
-        params.insert(config::split_assignment(o.get<std::string>()));
-      const int64_t seed = params.count("run.seed") ? std::stoll(params.at("run.seed")) : 0;
-      const int64_t run =
-          store_.create_run(fmt::format("{}-t{:03}", name_, r.index), "{}", experiment_, static_cast<uint64_t>(seed),
-                            std::nullopt, store::TrialRef{sweep_id_, r.index});
-      store_.set_params(run, params);
-      store_.finish_run(run, store::RunStatus::failed, why);
+      store_.finish_run(create_trial_run(store_, sweep_id_, name_, experiment_, t), store::RunStatus::failed, why);
     } else if (t.status == store::RunStatus::running) {
       store_.finish_run(*t.run_id, store::RunStatus::failed, why);
     }

@@ -1,5 +1,6 @@
 #include "sweep/proposer.hpp"
 
+#include "config/params.hpp"
 #include "sweep/spec_json.hpp"
 
 #include <fmt/format.h>
@@ -14,22 +15,24 @@ namespace jepa::sweep {
 
 namespace {
 
-// "key=value" overrides of a trial: its point (the seed left out) and its seed.
-std::pair<Point, int64_t> point_of(const std::string& overrides_json) {
-  Point p;
-  int64_t seed = 0;
-  for (const auto& o : nlohmann::json::parse(overrides_json)) {
-    const std::string text = o.get<std::string>();
-    const auto eq = text.find('=');
-    if (eq == std::string::npos) continue;
-    const std::string key = text.substr(0, eq);
-    if (key == "run.seed") {
-      seed = std::stoll(text.substr(eq + 1));
-    } else {
-      p[key] = text.substr(eq + 1);
-    }
-  }
-  return {p, seed};
+// A trial's "key=value" overrides as a map, run.seed included.
+std::map<std::string, std::string> overrides_of(const std::string& overrides_json) {
+  std::map<std::string, std::string> out;
+  for (const auto& o : nlohmann::json::parse(overrides_json))
+    out.insert(config::split_assignment(o.get<std::string>()));
+  return out;
+}
+
+int64_t seed_of(const std::map<std::string, std::string>& overrides) {
+  const auto it = overrides.find("run.seed");
+  return it == overrides.end() ? 0 : std::stoll(it->second);
+}
+
+// Its point: the overrides without the seed.
+Point point_of(const std::string& overrides_json) {
+  Point p = overrides_of(overrides_json);
+  p.erase("run.seed");
+  return p;
 }
 
 struct MetricValues {
@@ -56,6 +59,16 @@ std::set<std::string> param_keys(const SweepSpec& s) {
 
 }  // namespace
 
+int64_t create_trial_run(store::Store& store, int64_t sweep_id, const std::string& sweep_name,
+                         const std::string& experiment, const store::SweepTrialRecord& trial) {
+  const auto params = overrides_of(trial.overrides_json);
+  const int64_t run =
+      store.create_run(fmt::format("{}-t{:03}", sweep_name, trial.index), "{}", experiment,
+                       static_cast<uint64_t>(seed_of(params)), std::nullopt, store::TrialRef{sweep_id, trial.index});
+  store.set_params(run, params);
+  return run;
+}
+
 std::vector<Observation> sweep_history(const store::Store& store, int64_t sweep_id, const SweepSpec& spec,
                                        bool finished_only) {
   const ObjectiveSpec objective = effective_objective(spec);
@@ -64,7 +77,7 @@ std::vector<Observation> sweep_history(const store::Store& store, int64_t sweep_
   std::vector<Observation> history;
   for (const auto& t : store.sweep_trials(sweep_id)) {
     Observation o;
-    o.point = point_of(t.overrides_json).first;
+    o.point = point_of(t.overrides_json);
     const bool pending = !t.status || *t.status == store::RunStatus::running || *t.status == store::RunStatus::killed;
     if (pending) {
       if (finished_only) continue;
@@ -202,16 +215,11 @@ Proposer::Handout Proposer::ask_external() {
       index = added.front();
     }
     const auto row = store_.sweep_trials(sweep_id_).at(static_cast<size_t>(*index));
-    const auto [point, seed] = point_of(row.overrides_json);
     h.trial.index = *index;
-    h.trial.point = point;
-    h.trial.seed = seed;
+    h.trial.point = point_of(row.overrides_json);
+    h.trial.seed = seed_of(overrides_of(row.overrides_json));
     for (const auto& o : nlohmann::json::parse(row.overrides_json)) h.trial.overrides.push_back(o.get<std::string>());
-    std::map<std::string, std::string> params(point.begin(), point.end());
-    params["run.seed"] = std::to_string(seed);
-    h.run_id = store_.create_run(fmt::format("{}-t{:03}", spec_.name, *index), "{}", spec_.file.string(),
-                                 static_cast<uint64_t>(seed), std::nullopt, store::TrialRef{sweep_id_, *index});
-    store_.set_params(h.run_id, params);
+    h.run_id = create_trial_run(store_, sweep_id_, spec_.name, spec_.file.string(), row);
     store_.set_environment(h.run_id, {{"sweep.asked_by", "jepa sweep ask"}});
   });
   return h;

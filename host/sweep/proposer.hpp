@@ -26,6 +26,13 @@ namespace jepa::sweep {
 // The job id of trials handed out by `jepa sweep ask`: the sweep's own runners leave them alone.
 inline constexpr const char* kExternalJob = "external";
 
+// The run of a trial that the host creates itself (a trial that died before its process made one,
+// a SLURM trial before its job is submitted, a trial handed out by `jepa sweep ask`): named
+// <sweep>-tNNN, linked to the trial in the same transaction (so never two), its parameters the
+// trial's overrides. Returns its id.
+int64_t create_trial_run(store::Store& store, int64_t sweep_id, const std::string& sweep_name,
+                         const std::string& experiment, const store::SweepTrialRecord& trial);
+
 // The observations of a sweep's trials for `spec`'s objective and pruning metric.
 std::vector<Observation> sweep_history(const store::Store& store, int64_t sweep_id, const SweepSpec& spec,
                                        bool finished_only = false);

@@ -1,20 +1,11 @@
 #include "sweep/slots.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 
 namespace jepa::sweep {
-
-namespace {
-
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
-  return s;
-}
-
-}  // namespace
 
 std::vector<std::string> visible_device_ids(const char* value, int visible_gpus) {
   std::vector<std::string> ids;
@@ -75,7 +66,8 @@ std::vector<Slot> plan_slots(const SweepSpec& spec, int visible_gpus, int cores,
       std::vector<std::string> ids;
       for (size_t k = g; k < g + per; ++k) ids.push_back(physical[static_cast<size_t>(gpus[k])]);
       for (int64_t share = 0; share < std::max<int64_t>(1, spec.trials_per_gpu); ++share) {
-        slots.push_back({join(ids, ","), threads, "gpu " + join(ids, ","), static_cast<int>(per)});
+        const std::string devices = fmt::format("{}", fmt::join(ids, ","));
+        slots.push_back({devices, threads, "gpu " + devices, static_cast<int>(per)});
       }
     }
   }

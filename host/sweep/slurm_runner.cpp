@@ -2,7 +2,6 @@
 // trials' journals.
 #include "sweep/slurm_runner.hpp"
 
-#include "config/params.hpp"
 #include "store/journal.hpp"
 #include "sweep/runner_support.hpp"
 #include "sweep/slurm.hpp"
@@ -323,14 +322,7 @@ class SlurmRunner {
     if (!t.run_id) {
       // The run exists before its job, linked to its trial in the same transaction, so a trial
       // never gets two runs; the trial's journal fills it in.
-      std::map<std::string, std::string> params;
-      for (const auto& o : nlohmann::json::parse(t.overrides_json))
-        params.insert(config::split_assignment(o.get<std::string>()));
-      const int64_t seed = params.count("run.seed") ? std::stoll(params.at("run.seed")) : 0;
-      const int64_t run =
-          store_.create_run(fmt::format("{}-t{:03}", name_, index), "{}", experiment_, static_cast<uint64_t>(seed),
-                            std::nullopt, store::TrialRef{sweep_id_, index});
-      store_.set_params(run, params);
+      create_trial_run(store_, sweep_id_, name_, experiment_, t);
       t = trial(index);
     } else if (t.status != store::RunStatus::running) {
       // Resubmitted (killed, timed out, lost its node): RUNNING again until its job says more;

@@ -20,7 +20,6 @@ namespace jepa::sweep {
 struct Condition {
   std::string parent;
   std::vector<std::string> values;  // `--set` texts, each one of the parent's choices
-  std::string as_one_value;         // while reading a file: a list of numbers read as one value
 };
 
 struct Distribution {

@@ -189,7 +189,8 @@ Distribution range_of(const toml::node& node, std::string_view kind) {
 }
 
 // `step`, `log` and `when` beside a distribution.
-void apply_modifiers(Distribution& d, const toml::table& table) {
+// `when_as_one`: a condition's list of numbers read as one value (resolve_condition decides).
+void apply_modifiers(Distribution& d, const toml::table& table, std::string& when_as_one) {
   if (const toml::node* step = table.get("step")) {
     if (d.kind != Distribution::Kind::uniform && d.kind != Distribution::Kind::int_range) {
       throw Problem(fmt::format("step applies to uniform and int; {} has no step", kind_name(d.kind)));
@@ -234,9 +235,9 @@ void apply_modifiers(Distribution& d, const toml::table& table) {
     if (const auto* list = values.as_array()) {
       if (list->empty()) throw Problem("when expects a value or a non-empty list of values");
       // [2, 4] is two values of `depth`, or one value of a list-valued parameter: the parent's
-      // choices decide (resolve_conditions).
+      // choices decide (resolve_condition).
       for (const auto& item : *list) c.values.push_back(value_text(item));
-      if (list->get(0)->is_number()) c.as_one_value = value_text(values);
+      if (list->get(0)->is_number()) when_as_one = value_text(values);
     } else {
       c.values.push_back(value_text(values));
     }
@@ -244,7 +245,7 @@ void apply_modifiers(Distribution& d, const toml::table& table) {
   }
 }
 
-Distribution distribution_of(const toml::node& node) {
+Distribution distribution_of(const toml::node& node, std::string& when_as_one) {
   if (const auto* array = node.as_array()) {
     Distribution d;
     d.choices = choices_of(*array);
@@ -279,7 +280,7 @@ Distribution distribution_of(const toml::node& node) {
   } else {
     d = range_of(*body, kind->str());
   }
-  apply_modifiers(d, *table);
+  apply_modifiers(d, *table, when_as_one);
   return d;
 }
 
@@ -449,8 +450,9 @@ class Reader {
         throw error(e, "[sweep.params]", "the seed is not a parameter: list the seeds in [sweep] seeds = [...]");
       }
       try {
-        spec.params.emplace_back(e.name, distribution_of(*e.node));
-        resolve_condition(spec.params);
+        std::string when_as_one;
+        spec.params.emplace_back(e.name, distribution_of(*e.node, when_as_one));
+        resolve_condition(spec.params, when_as_one);
       } catch (const Problem& p) {
         throw error(e, "[sweep.params]", p.what());
       }
@@ -669,7 +671,7 @@ class Reader {
   }
 
   // A condition names an earlier choice parameter and some of its values.
-  static void resolve_condition(std::vector<Param>& params) {
+  static void resolve_condition(std::vector<Param>& params, const std::string& when_as_one) {
     Distribution& d = params.back().second;
     if (!d.when) return;
     Condition& c = *d.when;
@@ -688,8 +690,7 @@ class Reader {
     const auto is_choice = [&](const std::string& v) {
       return std::find(pd.choices.begin(), pd.choices.end(), v) != pd.choices.end();
     };
-    if (!c.as_one_value.empty() && is_choice(c.as_one_value)) c.values = {c.as_one_value};
-    c.as_one_value.clear();
+    if (!when_as_one.empty() && is_choice(when_as_one)) c.values = {when_as_one};
     for (const auto& v : c.values) {
       if (!is_choice(v)) {
         throw Problem(

@@ -101,8 +101,8 @@ SweepSpec spec_from_json(const nlohmann::json& j) {
       d.step = p.value("step", d.step);
       d.log = p.value("log", d.log);
       if (p.contains("when")) {
-        d.when = Condition{
-            p["when"].value("parent", std::string()), p["when"].value("values", std::vector<std::string>()), {}};
+        d.when =
+            Condition{p["when"].value("parent", std::string()), p["when"].value("values", std::vector<std::string>())};
       }
       s.params.emplace_back(p.value("key", std::string()), std::move(d));
     }

@@ -221,7 +221,7 @@ TEST(Tpe, ConstantLiarKeepsParallelProposalsApart) {
 
 TEST(Tpe, ConditionalParametersExistOnlyUnderTheirCondition) {
   Distribution lambda = uniform(0.01, 1.0);
-  lambda.when = jepa::sweep::Condition{"objective", {"sigreg"}, {}};
+  lambda.when = jepa::sweep::Condition{"objective", {"sigreg"}};
   const std::vector<Param> space{
       {"objective", choice({"ijepa", "sigreg"})}, {"lambda", lambda}, {"lr", uniform(1e-4, 1e-2)}};
   std::vector<Observation> h;
